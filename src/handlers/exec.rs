@@ -1,0 +1,7 @@
+//! The `exec` handler (to be built).
+
+use serde::Deserialize;
+
+/// Configuration of the `exec` handler.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExecConfig {}

@@ -1,0 +1,7 @@
+//! The `mail` handler (to be built).
+
+use serde::Deserialize;
+
+/// Configuration of the `mail` handler.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailConfig {}

@@ -1,0 +1,7 @@
+//! The `webhook` handler (to be built).
+
+use serde::Deserialize;
+
+/// Configuration of the `webhook` handler.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookConfig {}

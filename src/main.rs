@@ -1,0 +1,5 @@
+//! The `bucketq` command (to be built).
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
