@@ -2,5 +2,6 @@
 //! (design §2–3). The engine in [`crate::worker`] drives it; the store knows nothing of it.
 
 pub mod layout;
+pub mod meta;
 
 pub use layout::{KeyKind, Layout};

@@ -8,6 +8,7 @@
 
 pub mod local;
 pub mod memory;
+pub mod open;
 pub mod oss;
 pub mod probe;
 pub mod s3;

@@ -38,3 +38,20 @@ pub struct RequestParts<'a> {
     /// Headers that will be sent (any case), including `host` and `content-type` when sent.
     pub headers: &'a [(&'a str, &'a str)],
 }
+
+/// Percent-encode per RFC 3986 as S3 and OSS expect: unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`) kept, everything else `%XX` upper-case; `/` kept unless
+/// `encode_slash`.
+pub fn uri_encode(input: &str, encode_slash: bool) -> String {
+    let mut out = String::with_capacity(input.len());
+    for b in input.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            b'/' if !encode_slash => out.push('/'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
