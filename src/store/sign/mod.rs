@@ -158,6 +158,17 @@ mod tests {
     }
 
     #[test]
+    fn credentials_debug_hides_the_secret() {
+        let creds = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret: crate::secret::Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        };
+        let shown = format!("{creds:?}");
+        assert!(shown.contains("AKIDEXAMPLE"));
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    }
+
+    #[test]
     fn header_value_is_case_insensitive_and_joins_repeats() {
         let h = [("Content-Type", " text/plain "), ("X-A", "1"), ("x-a", "2")];
         assert_eq!(
