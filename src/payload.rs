@@ -131,6 +131,26 @@ pub enum PayloadError {
     },
 }
 
+/// A task whose payload cannot be decoded: a permanent failure whose reason names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: unusable payload: {source}")]
+pub struct BadPayload {
+    /// The task's key.
+    pub key: String,
+    /// What was wrong.
+    #[source]
+    pub source: PayloadError,
+}
+
+/// [`decode`] a task's payload, naming its key in the error (the built-in handlers turn the
+/// error's text into `Outcome::Fail`).
+pub fn decode_for(key: &str, bytes: &[u8], limits: &Limits) -> Result<Decoded, BadPayload> {
+    decode(bytes, limits).map_err(|source| BadPayload {
+        key: key.to_owned(),
+        source,
+    })
+}
+
 /// Decode a payload into its top-level dict.
 ///
 /// A payload whose first non-blank byte is `{` is JSON; one starting with the `PROTO` opcode

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::log::LogHandler;
+use super::mail::MailHandler;
 use super::Handler;
 use crate::config::{HandlerConfig, QueueConfig};
 
@@ -18,6 +19,15 @@ pub enum RegistryError {
         queue: String,
         /// The name it asked for.
         name: String,
+    },
+    /// The `mail` handler's configuration is unusable.
+    #[error("queue {queue:?}: {source}")]
+    Mail {
+        /// The queue.
+        queue: String,
+        /// What is wrong.
+        #[source]
+        source: super::mail::MailConfigError,
     },
     /// A built-in handler's configuration is unusable.
     #[error("queue {queue:?}: {message}")]
@@ -67,12 +77,16 @@ impl HandlerRegistry {
                         name: name.clone(),
                     })
             }
-            HandlerConfig::Mail(_) | HandlerConfig::Webhook(_) | HandlerConfig::Exec(_) => {
-                Err(RegistryError::Invalid {
+            HandlerConfig::Mail(cfg) => MailHandler::new(cfg)
+                .map(|h| Arc::new(h) as Arc<dyn Handler>)
+                .map_err(|source| RegistryError::Mail {
                     queue: queue.name.clone(),
-                    message: "handler not built yet".into(),
-                })
-            }
+                    source,
+                }),
+            HandlerConfig::Webhook(_) | HandlerConfig::Exec(_) => Err(RegistryError::Invalid {
+                queue: queue.name.clone(),
+                message: "handler not built yet".into(),
+            }),
         }
     }
 }
