@@ -5,171 +5,12 @@
 
 mod support;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use support::smtp::{SmtpServer, TestCerts};
 
 use bucketq::handlers::mail::{message_id, MailConfig, MailHandler};
 use bucketq::handlers::{Handler, Outcome};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
-
-/// A running aiosmtpd and the directory it records mails into.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    dir: TempDir,
-}
-
-impl SmtpServer {
-    fn start(args: &[&str]) -> SmtpServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = File::create(dir.path().join("server.log")).expect("log file");
-        let mut child = Command::new(support::test_venv_python())
-            .arg(support::support_file("smtp_server.py"))
-            .arg("--dir")
-            .arg(dir.path())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start smtp_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("read the port line");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let log =
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-                panic!("smtp_server.py did not start: {line:?}\n{log}")
-            });
-        SmtpServer { child, port, dir }
-    }
-
-    /// Wait until `n` mails are recorded (at most 10 s); return all recorded, in order.
-    fn mails(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-                .expect("read dir")
-                .map(|e| e.expect("dir entry").path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
-            if files.len() >= n || Instant::now() > deadline {
-                files.sort();
-                return files
-                    .iter()
-                    .map(|p| {
-                        serde_json::from_slice(&std::fs::read(p).expect("read mail"))
-                            .expect("mail record is JSON")
-                    })
-                    .collect();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A CA and a server certificate for `localhost` / `127.0.0.1` signed by it, made with the
-/// `openssl` command (rustls refuses a self-signed CA certificate used as the server's own).
-struct TestCerts {
-    dir: TempDir,
-}
-
-impl TestCerts {
-    fn make() -> TestCerts {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("the openssl command is needed to make the test certificate");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        std::fs::write(
-            dir.path().join("leaf.ext"),
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("write ext");
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=bucketq test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-        ]);
-        TestCerts { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-}
 
 fn config(port: u16, extra: Value) -> MailConfig {
     let mut base = json!({
@@ -267,6 +108,8 @@ async fn starttls_with_a_private_ca_and_login() {
     );
     assert!(!format!("{cfg:?}").contains("s3cret-pw"));
     let handler = MailHandler::new(&cfg).expect("handler");
+    // `bucketq doctor`: connect, STARTTLS, AUTH, NOOP.
+    handler.probe().await.expect("probe succeeds");
     assert_eq!(
         handle(&handler, "tls-1", ISSUE_JSON.into()).await,
         Outcome::Done
@@ -281,6 +124,12 @@ async fn starttls_with_a_private_ca_and_login() {
     let mut bad = cfg.clone();
     bad.password = bucketq::secret::Secret::new("wrong");
     let handler = MailHandler::new(&bad).expect("handler");
+    let probe = handler
+        .probe()
+        .await
+        .expect_err("wrong password")
+        .to_string();
+    assert!(probe.contains("535") && !probe.contains("wrong"), "{probe}");
     match handle(&handler, "tls-2", ISSUE_JSON.into()).await {
         Outcome::Fail { reason } => assert!(reason.contains("535"), "{reason}"),
         other => panic!("wrong password gave {other:?}"),
@@ -475,6 +324,12 @@ async fn no_server_is_a_retry() {
         .expect("addr")
         .port();
     let handler = MailHandler::new(&config(port, json!({}))).expect("handler");
+    let probe = handler
+        .probe()
+        .await
+        .expect_err("nothing listens")
+        .to_string();
+    assert!(probe.contains(&format!("127.0.0.1:{port}")), "{probe}");
     match handle(&handler, "down", ISSUE_JSON.into()).await {
         Outcome::Retry { reason, .. } => assert!(reason.contains("onnection"), "{reason}"),
         other => panic!("connection refused gave {other:?}"),

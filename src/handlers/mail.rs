@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{Handler, Outcome, Task};
+use super::{Handler, Outcome, ProbeError, Task};
 use crate::payload::{self, Limits};
 use crate::secret::Secret;
 
@@ -329,6 +329,19 @@ impl Handler for MailHandler {
             tracing::info!(queue = %task.queue, key = %task.key, message_id = %id, recipients, "mail sent");
         }
         outcome
+    }
+
+    /// Open a connection, with STARTTLS and login as configured, and send NOOP; the
+    /// connection then stays in the pool for the first task.
+    async fn probe(&self) -> Result<(), ProbeError> {
+        let target = format!("SMTP {}:{}", self.settings.host, self.settings.port);
+        match self.transport().test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProbeError(format!(
+                "{target}: the server did not answer NOOP"
+            ))),
+            Err(e) => Err(ProbeError(format!("{target}: {e}"))),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{Handler, Outcome, Task};
+use super::{Handler, Outcome, ProbeError, Task};
 use crate::payload::{self, Format, Limits};
 use crate::secret::Secret;
 
@@ -250,6 +250,22 @@ impl Handler for WebhookHandler {
         }
         outcome
     }
+
+    /// Connect to the URL's host and port (no request: many webhooks answer anything but
+    /// their POST with an error, and a POST would deliver something).
+    async fn probe(&self) -> Result<(), ProbeError> {
+        let host = self.url.host_str().unwrap_or_default().to_owned();
+        let port = self.url.port_or_known_default().unwrap_or(443);
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ProbeError(format!("{}: {e}", self.target))),
+            Err(_) => Err(ProbeError(format!(
+                "{}: no connection within {:?}",
+                self.target, self.timeout
+            ))),
+        }
+    }
 }
 
 /// The verdict on an HTTP status: 2xx done; 408, 429, 5xx retried (after `retry_after` when
@@ -310,11 +326,8 @@ pub fn idempotency_key(task: &Task) -> String {
 
 /// A header-safe rendering of a queue name or key (keys may hold any UTF-8).
 fn header_text(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::CONTROLS)
-        .to_string()
-        .chars()
-        .map(|c| if c.is_ascii() { c } else { '?' })
-        .collect()
+    // Control characters and every non-ASCII byte are percent-encoded.
+    percent_encoding::utf8_percent_encode(text, percent_encoding::CONTROLS).to_string()
 }
 
 /// An error and its causes, `outer: inner: root` (reqwest's own message is only the outer).

@@ -1,6 +1,9 @@
 //! Helpers shared by the handler tests: the Pythons that write real pickles, and tasks.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
