@@ -90,4 +90,16 @@ impl Outcome {
 pub trait Handler: Send + Sync {
     /// Handle one task.
     async fn handle(&self, task: &Task, cancel: CancellationToken) -> Outcome;
+
+    /// Check that what the handler talks to is reachable (`bucketq doctor`): the SMTP server
+    /// accepts a connection and the login, the webhook's host accepts a connection. The
+    /// default has nothing to check.
+    async fn probe(&self) -> Result<(), ProbeError> {
+        Ok(())
+    }
 }
+
+/// Why a handler's target is unusable, as one line for `bucketq doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::exec::{ExecConfigError, ExecHandler};
 use super::log::LogHandler;
+use super::mail::{MailConfigError, MailHandler};
+use super::webhook::{WebhookConfigError, WebhookHandler};
 use super::Handler;
 use crate::config::{HandlerConfig, QueueConfig};
 
@@ -26,6 +29,33 @@ pub enum RegistryError {
         queue: String,
         /// What is wrong and how to fix it.
         message: String,
+    },
+    /// The `mail` handler's configuration is unusable.
+    #[error("queue {queue:?}: {source}")]
+    Mail {
+        /// The queue.
+        queue: String,
+        /// What is wrong.
+        #[source]
+        source: MailConfigError,
+    },
+    /// The `webhook` handler's configuration is unusable.
+    #[error("queue {queue:?}: {source}")]
+    Webhook {
+        /// The queue.
+        queue: String,
+        /// What is wrong.
+        #[source]
+        source: WebhookConfigError,
+    },
+    /// The `exec` handler's configuration is unusable.
+    #[error("queue {queue:?}: {source}")]
+    Exec {
+        /// The queue.
+        queue: String,
+        /// What is wrong.
+        #[source]
+        source: ExecConfigError,
     },
 }
 
@@ -54,25 +84,95 @@ impl HandlerRegistry {
         self.custom.insert(name.into(), handler);
     }
 
-    /// The handler a queue runs, made from its config.
+    /// The handler a queue runs, made from its config. Call it once per queue and keep the
+    /// result: built-in handlers hold connection pools (SMTP, HTTP) meant to serve every task
+    /// of the queue.
     pub fn build(&self, queue: &QueueConfig) -> Result<Arc<dyn Handler>, RegistryError> {
+        let name = || queue.name.clone();
         match &queue.handler {
             HandlerConfig::Log => Ok(Arc::new(LogHandler)),
-            HandlerConfig::Custom { name } => {
+            HandlerConfig::Custom { name: wanted } => {
                 self.custom
-                    .get(name)
+                    .get(wanted)
                     .cloned()
                     .ok_or_else(|| RegistryError::UnknownCustom {
-                        queue: queue.name.clone(),
-                        name: name.clone(),
+                        queue: name(),
+                        name: wanted.clone(),
                     })
             }
-            HandlerConfig::Mail(_) | HandlerConfig::Webhook(_) | HandlerConfig::Exec(_) => {
-                Err(RegistryError::Invalid {
-                    queue: queue.name.clone(),
-                    message: "handler not built yet".into(),
-                })
-            }
+            HandlerConfig::Mail(cfg) => match MailHandler::new(cfg) {
+                Ok(h) => Ok(Arc::new(h)),
+                Err(source) => Err(RegistryError::Mail {
+                    queue: name(),
+                    source,
+                }),
+            },
+            HandlerConfig::Webhook(cfg) => match WebhookHandler::new(cfg) {
+                Ok(h) => Ok(Arc::new(h)),
+                Err(source) => Err(RegistryError::Webhook {
+                    queue: name(),
+                    source,
+                }),
+            },
+            HandlerConfig::Exec(cfg) => match ExecHandler::new(cfg) {
+                Ok(h) => Ok(Arc::new(h)),
+                Err(source) => Err(RegistryError::Exec {
+                    queue: name(),
+                    source,
+                }),
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(handler: &str) -> QueueConfig {
+        let text = format!("name = \"q\"\nprefix = \"q/\"\nhandler = {handler}\n");
+        toml_queue(&text)
+    }
+
+    fn toml_queue(text: &str) -> QueueConfig {
+        let cfg = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .expect("toml");
+        cfg.try_deserialize().expect("queue config")
+    }
+
+    #[test]
+    fn builds_every_builtin_from_toml_and_names_the_queue_on_errors() {
+        let reg = HandlerRegistry::new();
+        for ok in [
+            r#"{ type = "log" }"#,
+            r#"{ type = "mail", host = "smtp.example.com", port = 587, tls = "starttls", username = "u", password = "p", from = "Trotter <noreply@example.com>" }"#,
+            r#"{ type = "webhook", url = "https://example.com/hook", headers = { Authorization = "Bearer x" }, body = "json", timeout = "5s" }"#,
+            r#"{ type = "exec", command = ["sh", "-c", "cat"], event = "fc", region = "cn-hangzhou" }"#,
+        ] {
+            reg.build(&queue(ok))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let err = |h: &str| match reg.build(&queue(h)) {
+            Ok(_) => panic!("{h} must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err(r#"{ type = "mail", from = "a@b.c" }"#)
+            .starts_with("queue \"q\": mail handler: `host`"));
+        assert!(err(r#"{ type = "webhook", url = "nope" }"#).contains("`url`"));
+        assert!(err(r#"{ type = "exec", command = [] }"#).contains("`command` is empty"));
+        assert!(err(r#"{ type = "custom", name = "mine" }"#).contains("\"mine\""));
+    }
+
+    #[test]
+    fn unknown_handler_fields_are_refused() {
+        let text = "name = \"q\"\nprefix = \"q/\"\nhandler = { type = \"mail\", hots = \"x\" }\n";
+        let cfg = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .expect("toml");
+        let err = cfg.try_deserialize::<QueueConfig>().expect_err("typo");
+        assert!(err.to_string().contains("hots"), "{err}");
     }
 }
