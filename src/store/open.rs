@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::local::LocalStore;
 use super::{RequestStats, Store, StoreError};
 use crate::config::{StoreBackend, StoreConfig};
 
@@ -12,9 +13,7 @@ use crate::config::{StoreBackend, StoreConfig};
 pub fn open(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Arc<dyn Store>, StoreError> {
     let _ = stats;
     match cfg.kind {
-        StoreBackend::Local => Err(StoreError::Unsupported {
-            what: "the local store (being built)".into(),
-        }),
+        StoreBackend::Local => Ok(Arc::new(LocalStore::open(&cfg.path, stats)?)),
         StoreBackend::S3 => Err(StoreError::Unsupported {
             what: "the s3 store (being built)".into(),
         }),
