@@ -93,11 +93,21 @@ pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 /// `now` as ISO 8601 basic UTC (`20231216T162057Z`), the timestamp SigV4 and OSS V4 sign.
 /// Derived from humantime's RFC 3339 form so no calendar code lives here.
 pub fn iso8601_basic(now: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(now)
+    humantime::format_rfc3339_seconds(signable_time(now))
         .to_string()
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect()
+}
+
+/// `now` clamped to 1970-01-01 ..= 9999-12-31T23:59:59Z, the range the date formatters accept
+/// (they panic outside it). A clock that far off yields a request the store rejects as skewed,
+/// which is the right failure, instead of a panic in the signer.
+pub(crate) fn signable_time(now: std::time::SystemTime) -> std::time::SystemTime {
+    use std::time::{Duration, UNIX_EPOCH};
+    const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+    let latest = UNIX_EPOCH + Duration::from_secs(LAST_SECOND_OF_9999);
+    now.clamp(UNIX_EPOCH, latest)
 }
 
 /// Value of header `name` (case-insensitive) in `headers`, when present; repeated headers are
@@ -137,6 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn times_outside_the_formatters_range_are_clamped_not_panicking() {
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(iso8601_basic(before_epoch), "19700101T000000Z");
+        let far_future = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(iso8601_basic(far_future), "99991231T235959Z");
+        assert_eq!(
+            httpdate::fmt_http_date(signable_time(far_future)),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+    }
+
+    #[test]
     fn sha256_hex_of_empty_body_is_the_well_known_hash() {
         // AWS S3 API reference, sig-v4-header-based-auth: the empty-body hash.
         assert_eq!(
@@ -155,6 +177,17 @@ mod tests {
         // §1.4 PutObject lock vector sends Content-MD5 1B2M2Y8AsgTpgAmY7PhCfg== for an empty body.
         assert_eq!(content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
         assert_ne!(content_md5(b"x"), content_md5(b""));
+    }
+
+    #[test]
+    fn credentials_debug_hides_the_secret() {
+        let creds = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret: crate::secret::Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        };
+        let shown = format!("{creds:?}");
+        assert!(shown.contains("AKIDEXAMPLE"));
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub const SUB_RESOURCES: &[&str] = &[
 /// `date` is `now` in RFC 1123 form; if `req.headers` carries an `x-oss-date`, that value is
 /// what gets signed instead (as OSS itself does).
 pub fn sign(req: &RequestParts<'_>, creds: &Credentials, now: SystemTime) -> Vec<(String, String)> {
-    let date = httpdate::fmt_http_date(now);
+    let date = httpdate::fmt_http_date(super::signable_time(now));
     let to_sign = string_to_sign(req, &date);
     let auth = authorization(&creds.access_key_id, &signature(&creds.secret, &to_sign));
     vec![
