@@ -1,7 +1,7 @@
 //! The local store: a directory used as a bucket, the embedded default (`./bucketq-data`).
 //!
 //! A key `mail/42.task` is the file `<root>/mail/42.task`. Each file holds a small header (ETag,
-//! content type, user metadata) followed by the body (see [`frame`]), so every write is a single
+//! content type, user metadata) followed by the body (see the `frame` module), so every write is a single
 //! rename or link and a reader never sees a body without its metadata. Writes go to a temporary
 //! file in the destination's directory and are then renamed into place (overwrite) or
 //! hard-linked (create-if-absent: `EEXIST` is the lost race, atomic between processes).

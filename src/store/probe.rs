@@ -141,3 +141,179 @@ fn not_exclusive(reason: impl Into<String>) -> ProbeOutcome {
         reason: reason.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::local::LocalStore;
+    use crate::store::{
+        CopyOptions, ListPage, ListRequest, Object, ObjectHead, RequestStats, Result, StoreKind,
+        WriteResult,
+    };
+
+    /// How a broken store mishandles create-if-absent.
+    #[derive(Debug, Clone, Copy)]
+    enum Quirk {
+        /// Treats create-if-absent as a plain overwrite (versioned OSS, Garage).
+        IgnoresCondition,
+        /// Answers create-if-absent with `Unsupported` (OSS PutObject with `If-None-Match`).
+        RejectsCondition,
+        /// Reports `AlreadyExists` on the second write but applies it anyway.
+        ReportsButOverwrites,
+    }
+
+    /// A local store with one quirk in `put`.
+    #[derive(Debug)]
+    struct Quirky {
+        inner: LocalStore,
+        quirk: Quirk,
+    }
+
+    #[async_trait]
+    impl Store for Quirky {
+        fn kind(&self) -> StoreKind {
+            self.inner.kind()
+        }
+        fn bucket(&self) -> &str {
+            self.inner.bucket()
+        }
+        fn atomic_conditional_copy(&self) -> bool {
+            self.inner.atomic_conditional_copy()
+        }
+        async fn list(&self, req: &ListRequest) -> Result<ListPage> {
+            self.inner.list(req).await
+        }
+        async fn get(&self, key: &str) -> Result<Object> {
+            self.inner.get(key).await
+        }
+        async fn head(&self, key: &str) -> Result<ObjectHead> {
+            self.inner.head(key).await
+        }
+        async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<WriteResult> {
+            let overwrite = PutOptions {
+                mode: WriteMode::Overwrite,
+                ..opts.clone()
+            };
+            match self.quirk {
+                Quirk::IgnoresCondition => self.inner.put(key, body, &overwrite).await,
+                Quirk::RejectsCondition => Err(StoreError::Unsupported {
+                    what: "If-None-Match on PutObject (NotImplemented)".into(),
+                }),
+                Quirk::ReportsButOverwrites => {
+                    let existed = self.inner.head(key).await.is_ok();
+                    self.inner.put(key, body, &overwrite).await?;
+                    if existed {
+                        return Err(StoreError::AlreadyExists { key: key.into() });
+                    }
+                    Ok(WriteResult { etag: None })
+                }
+            }
+        }
+        async fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<WriteResult> {
+            self.inner.copy(source, dest, opts).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, StoreError)>> {
+            self.inner.delete_many(keys).await
+        }
+        async fn now(&self) -> Result<SystemTime> {
+            self.inner.now().await
+        }
+    }
+
+    fn local(dir: &tempfile::TempDir) -> LocalStore {
+        LocalStore::open(dir.path(), Arc::new(RequestStats::default())).expect("open")
+    }
+
+    async fn assert_nothing_left(store: &dyn Store, prefix: &str) {
+        let page = store
+            .list(&ListRequest {
+                prefix: prefix.into(),
+                max_keys: 10,
+                ..ListRequest::default()
+            })
+            .await
+            .expect("list");
+        assert!(page.objects.is_empty(), "probe left {:?}", page.objects);
+    }
+
+    async fn probe_quirky(quirk: Quirk) -> ProbeOutcome {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Quirky {
+            inner: local(&dir),
+            quirk,
+        };
+        let outcome = probe_create_if_absent(&store, "health/")
+            .await
+            .expect("the probe runs");
+        assert_nothing_left(&store, "").await;
+        outcome
+    }
+
+    #[tokio::test]
+    async fn the_local_store_is_exclusive_and_the_probe_cleans_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = local(&dir);
+        let outcome = probe_create_if_absent(&store, "health/")
+            .await
+            .expect("the probe runs");
+        assert_eq!(outcome, ProbeOutcome::Exclusive);
+        assert!(outcome.is_exclusive());
+        assert_nothing_left(&store, "").await;
+    }
+
+    #[tokio::test]
+    async fn a_store_that_ignores_the_condition_is_not_exclusive() {
+        let outcome = probe_quirky(Quirk::IgnoresCondition).await;
+        let ProbeOutcome::NotExclusive { reason } = outcome else {
+            panic!("expected NotExclusive, got {outcome:?}");
+        };
+        assert!(
+            reason.contains("second") && reason.contains("accepted"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_that_rejects_the_condition_is_not_exclusive() {
+        let outcome = probe_quirky(Quirk::RejectsCondition).await;
+        let ProbeOutcome::NotExclusive { reason } = outcome else {
+            panic!("expected NotExclusive, got {outcome:?}");
+        };
+        assert!(reason.contains("NotImplemented"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_reports_exists_but_overwrites_is_not_exclusive() {
+        let outcome = probe_quirky(Quirk::ReportsButOverwrites).await;
+        let ProbeOutcome::NotExclusive { reason } = outcome else {
+            panic!("expected NotExclusive, got {outcome:?}");
+        };
+        assert!(reason.contains("replaced the body"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_prefix_is_an_error_not_a_verdict() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = local(&dir);
+        let err = probe_create_if_absent(&store, "../outside/")
+            .await
+            .expect_err("an escaping prefix cannot be probed");
+        assert!(matches!(err, StoreError::InvalidKey { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn probe_keys_are_unique_and_under_the_prefix() {
+        let a = probe_key("q/");
+        let b = probe_key("q/");
+        assert_ne!(a, b);
+        assert!(a.starts_with("q/bucketq-probe-"), "{a}");
+    }
+}

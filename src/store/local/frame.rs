@@ -5,7 +5,8 @@
 //!
 //! Layout: [`MAGIC`], the header length as a little-endian `u32`, the header as JSON, the body.
 //! A file that does not start with [`MAGIC`] (one an operator copied in by hand) is read as a
-//! bare body with no metadata, so dropping a file into the directory enqueues it.
+//! bare body with no metadata, so dropping a file into the directory enqueues it (write it
+//! elsewhere on the same filesystem and `mv` it in, or a poll may catch it half written).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};

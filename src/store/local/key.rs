@@ -14,7 +14,7 @@ use crate::store::StoreError;
 pub(super) const RESERVED_PREFIX: &str = ".bucketq-";
 
 /// Longest key accepted, in bytes (the S3 and OSS limit).
-const MAX_KEY_BYTES: usize = 1024;
+pub(super) const MAX_KEY_BYTES: usize = 1024;
 
 /// Longest path segment most filesystems accept (`NAME_MAX`).
 const MAX_SEGMENT_BYTES: usize = 255;

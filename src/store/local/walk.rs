@@ -8,9 +8,13 @@
 use std::fs::{self, DirEntry};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use super::key::ListingStart;
+use super::key::{ListingStart, MAX_KEY_BYTES};
 use super::write::is_temp_name;
+
+/// A temporary file this old was left by a writer that crashed; listings remove it.
+pub(super) const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// One key found by a walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +66,8 @@ impl Walk<'_> {
             }
             let key = format!("{key_prefix}{}", entry.sort_name);
             if entry.is_dir {
-                if self.subtree_wanted(&key) {
+                // The length check stops a symbolic-link loop: no key is that long.
+                if key.len() <= MAX_KEY_BYTES && self.subtree_wanted(&key) {
                     self.directory(&entry.path, &key, "")?;
                 }
             } else if self.after.map_or(true, |after| key.as_str() > after) {
@@ -91,7 +96,7 @@ impl Walk<'_> {
 fn sorted_entries(dir: &Path, name_prefix: &str) -> io::Result<Vec<Entry>> {
     let read = match fs::read_dir(dir) {
         Ok(read) => read,
-        Err(e) if is_gone(&e) => return Ok(Vec::new()),
+        Err(e) if is_unreachable(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let mut entries = Vec::new();
@@ -104,7 +109,11 @@ fn sorted_entries(dir: &Path, name_prefix: &str) -> io::Result<Vec<Entry>> {
         let Ok(name) = dir_entry.file_name().into_string() else {
             continue;
         };
-        if is_temp_name(&name) || !name.starts_with(name_prefix) {
+        if is_temp_name(&name) {
+            remove_if_stale(&dir_entry);
+            continue;
+        }
+        if !name.starts_with(name_prefix) {
             continue;
         }
         let Some(is_dir) = is_directory(&dir_entry)? else {
@@ -121,6 +130,20 @@ fn sorted_entries(dir: &Path, name_prefix: &str) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Remove a temporary file older than [`STALE_TEMP_AGE`]: its writer is gone, and it would
+/// keep its directory from being pruned. Best effort; a failure only leaves it for next time.
+fn remove_if_stale(entry: &DirEntry) {
+    let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+        return;
+    };
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or(Duration::ZERO);
+    if age > STALE_TEMP_AGE {
+        let _ = fs::remove_file(entry.path());
+    }
+}
+
 /// Directory or file, following symbolic links; `None` when the entry vanished meanwhile.
 fn is_directory(entry: &DirEntry) -> io::Result<Option<bool>> {
     let file_type = match entry.file_type() {
@@ -133,7 +156,7 @@ fn is_directory(entry: &DirEntry) -> io::Result<Option<bool>> {
     }
     match fs::metadata(entry.path()) {
         Ok(meta) => Ok(Some(meta.is_dir())),
-        Err(e) if is_gone(&e) => Ok(None),
+        Err(e) if is_unreachable(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -141,6 +164,11 @@ fn is_directory(entry: &DirEntry) -> io::Result<Option<bool>> {
 /// True for errors meaning "no longer there": the tree changes while we walk it.
 pub(super) fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+/// Gone, or behind a symbolic-link loop: either way no object is reachable there.
+fn is_unreachable(e: &io::Error) -> bool {
+    is_gone(e) || e.raw_os_error() == Some(libc::ELOOP)
 }
 
 #[cfg(test)]
@@ -204,5 +232,32 @@ mod tests {
         fs::write(dir.path().join("q/.bucketq-tmp-1-2"), "partial").expect("write");
         fs::create_dir_all(dir.path().join("q/empty/deeper")).expect("mkdir");
         assert_eq!(walk(dir.path(), "", None, 100), ["q/1"]);
+        assert!(
+            dir.path().join("q/.bucketq-tmp-1-2").exists(),
+            "a fresh temporary file belongs to a running writer and stays"
+        );
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_by_a_listing() {
+        let dir = tree(&["q/1"]);
+        let stale = dir.path().join("q/.bucketq-tmp-1-3");
+        let file = fs::File::create(&stale).expect("create");
+        let long_ago = SystemTime::now() - STALE_TEMP_AGE - Duration::from_secs(60);
+        file.set_modified(long_ago).expect("set mtime");
+        drop(file);
+        assert_eq!(walk(dir.path(), "", None, 100), ["q/1"]);
+        assert!(!stale.exists(), "a crashed writer's file is swept");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_loop_ends() {
+        let dir = tree(&["q/1"]);
+        std::os::unix::fs::symlink(dir.path().join("q"), dir.path().join("q/loop"))
+            .expect("symlink");
+        let keys = walk(dir.path(), "", None, 100_000);
+        assert!(keys.len() > 1 && keys.len() < 1000, "{} keys", keys.len());
+        assert!(keys.iter().all(|k| k.len() <= MAX_KEY_BYTES));
     }
 }

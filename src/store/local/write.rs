@@ -49,15 +49,16 @@ impl AtomicWrite<'_> {
     fn create_temp(&self, dir: &Path) -> Result<TempFile, StoreError> {
         let mut attempt = 0;
         loop {
-            fs::create_dir_all(dir).map_err(|e| self.directory_error(e))?;
             let path = dir.join(temp_name());
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let opened = fs::create_dir_all(dir)
+                .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+            match opened {
                 Ok(file) => {
                     let temp = TempFile { path, armed: true };
                     write_and_sync(file, &self.parts).map_err(|e| self.io(e))?;
                     return Ok(temp);
                 }
-                // A concurrent delete pruned the directory between create_dir_all and open.
+                // A concurrent delete pruned a directory we had just created.
                 Err(e)
                     if e.kind() == io::ErrorKind::NotFound && attempt < DIRECTORY_RACE_RETRIES =>
                 {
