@@ -303,3 +303,18 @@ async fn nothing_listening_is_transient() {
     assert!(err.to_string().contains("could not connect"), "{err}");
     assert_eq!(count(&stats, Op::Put, "error"), 2);
 }
+
+#[tokio::test]
+async fn a_redirect_is_reported_not_followed() {
+    let server = FakeServer::start(|_, _| {
+        Reply::error(301, "PermanentRedirect").with_header("Location", "/elsewhere/k")
+    })
+    .await;
+    let (store, _) = store_for(&server, 3);
+    let err = store.get("k").await.expect_err("redirected");
+    assert!(
+        matches!(&err, StoreError::Unexpected { message, .. } if message.contains("PermanentRedirect")),
+        "{err:?}"
+    );
+    assert_eq!(server.requests().len(), 1, "the redirect was not followed");
+}

@@ -199,6 +199,9 @@ impl Transport {
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
+            // A redirect (S3's 301 PermanentRedirect for a bucket in another region) must be
+            // reported, not followed: the signature covers the host it was made for.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("bucketq/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(TransportError::Client)?;

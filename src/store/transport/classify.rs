@@ -353,6 +353,17 @@ mod tests {
     }
 
     #[test]
+    fn a_redirect_is_reported_with_its_message() {
+        let d = decide(301, Some("PermanentRedirect"), On412::default());
+        match d {
+            Decision::Fail(StoreError::Unexpected { message, .. }) => {
+                assert!(message.contains("301 PermanentRedirect"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn messages_carry_code_and_request_id() {
         let d = decide(400, Some("InvalidArgument"), On412::default());
         match d {
