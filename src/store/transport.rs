@@ -27,8 +27,9 @@ pub use request::{On412, RequestSpec, Response};
 /// The clock requests are signed with. Injected so tests can prove each retry is re-signed.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// How a request is signed.
-#[derive(Debug, Clone)]
+/// How a request is signed. `Debug` names the scheme and region only: the config treats even
+/// the access key id as a secret.
+#[derive(Clone)]
 pub enum Signer {
     /// AWS SigV4 for S3 (payload hash of the real body).
     SigV4 {
@@ -49,6 +50,16 @@ pub enum Signer {
         /// Key pair.
         creds: Credentials,
     },
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signer::SigV4 { region, .. } => write!(f, "SigV4({region})"),
+            Signer::OssV4 { region, .. } => write!(f, "OssV4({region})"),
+            Signer::OssV1 { .. } => f.write_str("OssV1"),
+        }
+    }
 }
 
 impl Signer {
@@ -176,13 +187,8 @@ pub struct Transport {
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let signer = match &self.signer {
-            Signer::SigV4 { region, .. } => format!("SigV4({region})"),
-            Signer::OssV4 { region, .. } => format!("OssV4({region})"),
-            Signer::OssV1 { .. } => "OssV1".to_owned(),
-        };
         f.debug_struct("Transport")
-            .field("signer", &signer)
+            .field("signer", &self.signer)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
