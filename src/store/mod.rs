@@ -250,6 +250,15 @@ pub enum StoreError {
         /// Status, code and message, without secrets.
         message: String,
     },
+    /// The store's configuration cannot work (no endpoint, bucket or keys, an endpoint that is
+    /// not a URL, no signing region). Raised when the store is opened, before any request.
+    #[error("store.{field}: {reason}")]
+    Misconfigured {
+        /// The `[store]` setting at fault.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A local filesystem error.
     #[error("{key}: {source}")]
     Io {

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use super::local::LocalStore;
+use super::oss::OssStore;
+use super::s3::S3Store;
 use super::{RequestStats, Store, StoreError};
 use crate::config::{StoreBackend, StoreConfig};
 
@@ -11,14 +13,9 @@ use crate::config::{StoreBackend, StoreConfig};
 /// Each backend helper wires its own arm here (`LocalStore::open`, `S3Store::from_config`,
 /// `OssStore::from_config`).
 pub fn open(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Arc<dyn Store>, StoreError> {
-    let _ = stats;
     match cfg.kind {
         StoreBackend::Local => Ok(Arc::new(LocalStore::open(&cfg.path, stats)?)),
-        StoreBackend::S3 => Err(StoreError::Unsupported {
-            what: "the s3 store (being built)".into(),
-        }),
-        StoreBackend::Oss => Err(StoreError::Unsupported {
-            what: "the oss store (being built)".into(),
-        }),
+        StoreBackend::S3 => Ok(Arc::new(S3Store::from_config(cfg, stats)?)),
+        StoreBackend::Oss => Ok(Arc::new(OssStore::from_config(cfg, stats)?)),
     }
 }

@@ -1,1 +1,562 @@
-//! (to be built)
+//! The S3 backend: AWS S3, MinIO, Ceph RGW and anything else that speaks SigV4.
+//!
+//! Create-if-absent is `PutObject` with `If-None-Match: *` (412 = the key exists; AWS's 409
+//! `ConditionalRequestConflict` is retried). A conditional CopyObject destination is honoured
+//! only by AWS (and silently ignored by MinIO and moto), so this store reports
+//! [`Store::atomic_conditional_copy`] as false and refuses a create-if-absent copy with
+//! [`StoreError::Unsupported`]: the portable claim is GET + PUT-if-absent + DELETE.
+//!
+//! Every request is built by a pure method of [`S3Requests`] so it can be checked without a
+//! network; [`S3Store`] only sends them through the shared [`Transport`].
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::sign::{content_md5, uri_encode, Credentials};
+use super::transport::answer;
+use super::transport::endpoint::Endpoint;
+use super::transport::request::{add_user_meta, check_key};
+use super::transport::{On412, RequestSpec, Signer, Transport, TransportConfig};
+use super::{
+    CopyOptions, ListPage, ListRequest, Object, ObjectHead, Op, RequestStats, Result, Store,
+    StoreError, StoreKind, WriteMode, WriteResult, MAX_DELETE_BATCH, MAX_LIST_KEYS,
+};
+use crate::config::StoreConfig;
+
+/// Header prefix of user metadata on S3.
+pub const META_PREFIX: &str = "x-amz-meta-";
+
+/// Region signed when the config names none (MinIO's and moto's default).
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Builds every S3 request as a pure function of its inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Requests {
+    endpoint: Endpoint,
+    bucket: String,
+    path_style: bool,
+}
+
+impl S3Requests {
+    /// Requests for `bucket` at `endpoint`, path-style (`/bucket/key`) or virtual-hosted
+    /// (`bucket.host/key`).
+    pub fn new(endpoint: Endpoint, bucket: &str, path_style: bool) -> Self {
+        S3Requests {
+            endpoint,
+            bucket: bucket.to_owned(),
+            path_style,
+        }
+    }
+
+    /// The endpoint requests go to (with the bucket in the host when virtual-hosted).
+    fn target(&self) -> Endpoint {
+        if self.path_style {
+            self.endpoint.clone()
+        } else {
+            self.endpoint
+                .with_host(format!("{}.{}", self.bucket, self.endpoint.host))
+        }
+    }
+
+    /// A bucket-level request (`/bucket` path-style, `/` virtual-hosted).
+    fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec {
+        let target = self.target();
+        let path = if self.path_style {
+            format!("/{}", uri_encode(&self.bucket, true))
+        } else {
+            "/".to_owned()
+        };
+        let mut spec = RequestSpec::new(op, method, &target.origin(), &target.authority(), path);
+        spec.bucket = Some(self.bucket.clone());
+        spec
+    }
+
+    /// An object request; the key is checked and encoded once, `/` kept.
+    fn object_request(&self, op: Op, method: &'static str, key: &str) -> Result<RequestSpec> {
+        check_key(key)?;
+        let mut spec = self.bucket_request(op, method);
+        let encoded = uri_encode(key, false);
+        spec.path = if self.path_style {
+            format!("{}/{encoded}", spec.path)
+        } else {
+            format!("/{encoded}")
+        };
+        spec.key = key.to_owned();
+        spec.subject = key.to_owned();
+        Ok(spec)
+    }
+
+    /// ListObjectsV2: `list-type=2`, `prefix`, `max-keys` (1..=1000), `encoding-type=url` (keys
+    /// may hold characters XML cannot carry), and the cursor.
+    pub fn list(&self, req: &ListRequest) -> RequestSpec {
+        let mut spec = self.bucket_request(Op::List, "GET");
+        spec.subject = req.prefix.clone();
+        spec.param("list-type", "2");
+        if !req.prefix.is_empty() {
+            spec.param("prefix", req.prefix.clone());
+        }
+        spec.param("max-keys", page_size(req.max_keys).to_string());
+        spec.param("encoding-type", "url");
+        if let Some(token) = &req.continuation {
+            spec.param("continuation-token", token.clone());
+        }
+        if let Some(after) = &req.start_after {
+            spec.param("start-after", after.clone());
+        }
+        spec
+    }
+
+    /// GetObject.
+    pub fn get(&self, key: &str) -> Result<RequestSpec> {
+        self.object_request(Op::Get, "GET", key)
+    }
+
+    /// HeadObject.
+    pub fn head(&self, key: &str) -> Result<RequestSpec> {
+        self.object_request(Op::Head, "HEAD", key)
+    }
+
+    /// PutObject with `Content-MD5` (the store verifies the body), `Content-Type`, user
+    /// metadata, and `If-None-Match: *` for create-if-absent.
+    pub fn put(&self, key: &str, body: Bytes, opts: &super::PutOptions) -> Result<RequestSpec> {
+        let mut spec = self.object_request(Op::Put, "PUT", key)?;
+        if let Some(ct) = &opts.content_type {
+            spec.header("content-type", ct.clone());
+        }
+        spec.header("content-md5", content_md5(&body));
+        if opts.mode == WriteMode::CreateIfAbsent {
+            spec.header("if-none-match", "*");
+            spec.create_if_absent = true;
+            spec.on_412 = On412::AlreadyExists;
+        }
+        add_user_meta(&mut spec, META_PREFIX, &opts.user_meta)?;
+        spec.body = body;
+        Ok(spec)
+    }
+
+    /// CopyObject with metadata REPLACE and an optional source ETag condition. A
+    /// create-if-absent copy is refused: most S3 servers ignore a destination condition.
+    pub fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<RequestSpec> {
+        if opts.mode == WriteMode::CreateIfAbsent {
+            return Err(StoreError::Unsupported {
+                what:
+                    "a create-if-absent copy on S3 (claim with get + create-if-absent put + delete)"
+                        .into(),
+            });
+        }
+        check_key(source)?;
+        let mut spec = self.object_request(Op::Copy, "PUT", dest)?;
+        spec.header(
+            "x-amz-copy-source",
+            format!("/{}/{}", self.bucket, uri_encode(source, false)),
+        );
+        spec.header("x-amz-metadata-directive", "REPLACE");
+        if let Some(etag) = &opts.source_if_match {
+            spec.header("x-amz-copy-source-if-match", quote_etag(etag));
+        }
+        if let Some(ct) = &opts.content_type {
+            spec.header("content-type", ct.clone());
+        }
+        add_user_meta(&mut spec, META_PREFIX, &opts.user_meta)?;
+        spec.error_in_ok_body = true;
+        Ok(spec)
+    }
+
+    /// DeleteObject.
+    pub fn delete(&self, key: &str) -> Result<RequestSpec> {
+        self.object_request(Op::Delete, "DELETE", key)
+    }
+
+    /// DeleteObjects (`POST /?delete`, quiet) for at most [`MAX_DELETE_BATCH`] keys, with the
+    /// `Content-MD5` S3 requires.
+    pub fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
+        for key in keys {
+            check_key(key)?;
+        }
+        let body = Bytes::from(super::xml::build_delete_request(keys));
+        let mut spec = self.bucket_request(Op::DeleteMany, "POST");
+        spec.param("delete", "");
+        spec.header("content-type", "application/xml");
+        spec.header("content-md5", content_md5(&body));
+        spec.body = body;
+        Ok(spec)
+    }
+
+    /// HeadBucket: the cheapest request whose `Date` gives the store's clock.
+    pub fn clock(&self) -> RequestSpec {
+        self.bucket_request(Op::Head, "HEAD")
+    }
+
+    /// CreateBucket (no location constraint: the endpoint's default region). For test and
+    /// setup tools; the daemon never creates buckets.
+    pub fn create_bucket(&self) -> RequestSpec {
+        self.bucket_request(Op::Put, "PUT")
+    }
+
+    /// DeleteBucket (must be empty). For test and setup tools.
+    pub fn delete_bucket(&self) -> RequestSpec {
+        self.bucket_request(Op::Delete, "DELETE")
+    }
+}
+
+/// The page size sent: 0 means the store's maximum, anything larger is capped at 1000.
+fn page_size(max_keys: u32) -> u32 {
+    match max_keys {
+        0 => MAX_LIST_KEYS,
+        n => n.min(MAX_LIST_KEYS),
+    }
+}
+
+/// ETag conditions are sent quoted, as the stores compare them.
+pub(crate) fn quote_etag(etag: &str) -> String {
+    format!("\"{}\"", etag.trim().trim_matches('"'))
+}
+
+/// An S3-compatible bucket.
+#[derive(Debug)]
+pub struct S3Store {
+    requests: S3Requests,
+    transport: Transport,
+    bucket: String,
+}
+
+impl S3Store {
+    /// Open from `[store]`: `endpoint`, `bucket`, both keys required; `region` defaults to
+    /// `us-east-1`; `path_style` for MinIO, Ceph and test servers.
+    pub fn from_config(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Self> {
+        let transport = TransportConfig::new(cfg.request_timeout, cfg.max_retries);
+        Self::with_transport(cfg, transport, stats)
+    }
+
+    /// [`S3Store::from_config`] with explicit transport settings (clock, retry delays).
+    pub fn with_transport(
+        cfg: &StoreConfig,
+        transport: TransportConfig,
+        stats: Arc<RequestStats>,
+    ) -> Result<Self> {
+        let endpoint = match cfg.endpoint.as_deref().map(str::trim) {
+            Some(e) if !e.is_empty() => Endpoint::parse(e)?,
+            _ => {
+                return Err(StoreError::Misconfigured {
+                    field: "endpoint",
+                    reason: "an s3 store needs an endpoint, e.g. \"https://s3.us-east-1.amazonaws.com\" or \"http://127.0.0.1:9000\"".into(),
+                })
+            }
+        };
+        let creds = credentials(cfg)?;
+        let region = cfg
+            .region
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or(DEFAULT_REGION)
+            .trim()
+            .to_owned();
+        let signer = Signer::SigV4 { creds, region };
+        let transport =
+            Transport::new(transport, signer, stats).map_err(|e| StoreError::Misconfigured {
+                field: "endpoint",
+                reason: e.to_string(),
+            })?;
+        Ok(S3Store {
+            requests: S3Requests::new(endpoint, &cfg.bucket, cfg.path_style),
+            transport,
+            bucket: cfg.bucket.clone(),
+        })
+    }
+
+    /// The request builder, for tests that check what is sent.
+    pub fn requests(&self) -> &S3Requests {
+        &self.requests
+    }
+
+    /// Create the bucket (test and setup tools; the daemon never does).
+    pub async fn create_bucket(&self) -> Result<()> {
+        self.transport.send(&self.requests.create_bucket()).await?;
+        Ok(())
+    }
+
+    /// Delete the (empty) bucket (test and setup tools).
+    pub async fn delete_bucket(&self) -> Result<()> {
+        self.transport.send(&self.requests.delete_bucket()).await?;
+        Ok(())
+    }
+}
+
+/// The key pair from `[store]`, refusing empty values with the setting to fix.
+pub(crate) fn credentials(cfg: &StoreConfig) -> Result<Credentials> {
+    if cfg.bucket.trim().is_empty() {
+        return Err(StoreError::Misconfigured {
+            field: "bucket",
+            reason: "no bucket configured".into(),
+        });
+    }
+    if cfg.access_key_id.is_empty() {
+        return Err(StoreError::Misconfigured {
+            field: "access_key_id",
+            reason: "no access key id configured".into(),
+        });
+    }
+    if cfg.access_key_secret.is_empty() {
+        return Err(StoreError::Misconfigured {
+            field: "access_key_secret",
+            reason: "no access key secret configured".into(),
+        });
+    }
+    Ok(Credentials {
+        access_key_id: cfg.access_key_id.expose().trim().to_owned(),
+        secret: cfg.access_key_secret.clone(),
+    })
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn kind(&self) -> StoreKind {
+        StoreKind::S3
+    }
+
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn atomic_conditional_copy(&self) -> bool {
+        false
+    }
+
+    async fn list(&self, req: &ListRequest) -> Result<ListPage> {
+        let resp = self.transport.send(&self.requests.list(req)).await?;
+        answer::list_page(&resp, &req.prefix)
+    }
+
+    async fn get(&self, key: &str) -> Result<Object> {
+        let resp = self.transport.send(&self.requests.get(key)?).await?;
+        answer::object(resp, key, META_PREFIX)
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectHead> {
+        let resp = self.transport.send(&self.requests.head(key)?).await?;
+        resp.object_head(Op::Head, key, META_PREFIX, None)
+    }
+
+    async fn put(&self, key: &str, body: Bytes, opts: &super::PutOptions) -> Result<WriteResult> {
+        let resp = self
+            .transport
+            .send(&self.requests.put(key, body, opts)?)
+            .await?;
+        Ok(answer::put_result(&resp))
+    }
+
+    async fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<WriteResult> {
+        let resp = self
+            .transport
+            .send(&self.requests.copy(source, dest, opts)?)
+            .await
+            .map_err(|e| source_not_found(e, source, dest))?;
+        answer::copy_result(&resp, dest)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.transport.send(&self.requests.delete(key)?).await {
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, StoreError)>> {
+        let mut failures = Vec::new();
+        for batch in keys.chunks(MAX_DELETE_BATCH) {
+            let resp = self
+                .transport
+                .send(&self.requests.delete_many(batch)?)
+                .await?;
+            failures.extend(answer::delete_failures(&resp)?);
+        }
+        Ok(failures)
+    }
+
+    async fn now(&self) -> Result<SystemTime> {
+        let resp = self.transport.send(&self.requests.clock()).await?;
+        resp.require_server_time(Op::Head, "")
+    }
+}
+
+/// A copy's 404 is about its source (the destination is being written): name the source.
+pub(crate) fn source_not_found(err: StoreError, source: &str, dest: &str) -> StoreError {
+    match err {
+        StoreError::NotFound { key } if key == dest => StoreError::NotFound {
+            key: source.to_owned(),
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Metadata, PutOptions};
+
+    fn path_style() -> S3Requests {
+        let e = Endpoint::parse("http://127.0.0.1:5055").expect("endpoint");
+        S3Requests::new(e, "bkt", true)
+    }
+
+    fn virtual_hosted() -> S3Requests {
+        let e = Endpoint::parse("https://s3.us-east-1.amazonaws.com").expect("endpoint");
+        S3Requests::new(e, "bkt", false)
+    }
+
+    fn headers(spec: &RequestSpec) -> Vec<(&str, &str)> {
+        let mut h: Vec<(&str, &str)> = spec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        h.sort();
+        h
+    }
+
+    #[test]
+    fn list_asks_for_url_encoding_and_carries_the_cursor() {
+        let req = ListRequest {
+            prefix: "mail/".into(),
+            start_after: Some("mail/a b".into()),
+            continuation: Some("tok+/=".into()),
+            max_keys: 5000,
+        };
+        let spec = path_style().list(&req);
+        assert_eq!(spec.method, "GET");
+        assert_eq!(
+            spec.url(),
+            "http://127.0.0.1:5055/bkt?list-type=2&prefix=mail%2F&max-keys=1000&encoding-type=url&continuation-token=tok%2B%2F%3D&start-after=mail%2Fa%20b"
+        );
+        assert_eq!(headers(&spec), vec![("host", "127.0.0.1:5055")]);
+        let spec = virtual_hosted().list(&ListRequest::default());
+        assert_eq!(
+            spec.url(),
+            "https://bkt.s3.us-east-1.amazonaws.com/?list-type=2&max-keys=1000&encoding-type=url"
+        );
+        assert_eq!(
+            headers(&spec),
+            vec![("host", "bkt.s3.us-east-1.amazonaws.com")]
+        );
+    }
+
+    #[test]
+    fn create_if_absent_put_sends_if_none_match_and_reads_412_as_exists() {
+        let mut meta = Metadata::new();
+        meta.insert("bq-token".into(), "t1".into());
+        let opts = PutOptions {
+            mode: WriteMode::CreateIfAbsent,
+            user_meta: meta,
+            content_type: Some("application/json".into()),
+        };
+        let spec = path_style()
+            .put("mail/a b+c.lock", Bytes::from_static(b""), &opts)
+            .expect("valid put");
+        assert_eq!(spec.method, "PUT");
+        assert_eq!(spec.url(), "http://127.0.0.1:5055/bkt/mail/a%20b%2Bc.lock");
+        assert_eq!(
+            headers(&spec),
+            vec![
+                ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+                ("content-type", "application/json"),
+                ("host", "127.0.0.1:5055"),
+                ("if-none-match", "*"),
+                ("x-amz-meta-bq-token", "t1"),
+            ]
+        );
+        assert!(spec.create_if_absent);
+        assert_eq!(spec.on_412, On412::AlreadyExists);
+
+        let plain = virtual_hosted()
+            .put("k", Bytes::from_static(b"x"), &PutOptions::default())
+            .expect("valid put");
+        assert_eq!(plain.url(), "https://bkt.s3.us-east-1.amazonaws.com/k");
+        assert!(plain.header_value("if-none-match").is_none());
+        assert!(!plain.create_if_absent);
+        assert_eq!(plain.on_412, On412::PreconditionFailed);
+    }
+
+    #[test]
+    fn copy_replaces_metadata_with_optional_source_condition() {
+        let opts = CopyOptions {
+            source_if_match: Some("abc".into()),
+            ..CopyOptions::default()
+        };
+        let spec = path_style()
+            .copy("mail/1 +.task", "mail/1 +.lock", &opts)
+            .expect("valid copy");
+        assert_eq!(spec.url(), "http://127.0.0.1:5055/bkt/mail/1%20%2B.lock");
+        assert_eq!(
+            headers(&spec),
+            vec![
+                ("host", "127.0.0.1:5055"),
+                ("x-amz-copy-source", "/bkt/mail/1%20%2B.task"),
+                ("x-amz-copy-source-if-match", "\"abc\""),
+                ("x-amz-metadata-directive", "REPLACE"),
+            ]
+        );
+        assert!(spec.error_in_ok_body);
+        let err = path_style()
+            .copy(
+                "a",
+                "b",
+                &CopyOptions {
+                    mode: WriteMode::CreateIfAbsent,
+                    ..CopyOptions::default()
+                },
+            )
+            .expect_err("conditional copy");
+        assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn delete_many_posts_a_quiet_delete_with_content_md5() {
+        let keys = vec!["a".to_owned(), "b&c".to_owned()];
+        let spec = path_style().delete_many(&keys).expect("valid");
+        assert_eq!(spec.method, "POST");
+        assert_eq!(spec.url(), "http://127.0.0.1:5055/bkt?delete");
+        assert_eq!(
+            spec.header_value("content-md5"),
+            Some(content_md5(&spec.body).as_str())
+        );
+        let body = String::from_utf8(spec.body.to_vec()).expect("utf-8");
+        assert!(body.contains("<Quiet>true</Quiet>"), "{body}");
+        assert!(body.contains("<Key>b&amp;c</Key>"), "{body}");
+    }
+
+    #[test]
+    fn bad_keys_are_refused_before_sending() {
+        assert!(path_style().get("").is_err());
+        assert!(path_style().get("a/../b").is_err());
+        assert!(path_style()
+            .delete_many(&["ok".into(), "..".into()])
+            .is_err());
+    }
+
+    #[test]
+    fn config_errors_name_the_setting() {
+        let stats = Arc::new(RequestStats::default());
+        let mut cfg = StoreConfig {
+            kind: crate::config::StoreBackend::S3,
+            ..StoreConfig::default()
+        };
+        let field = |cfg: &StoreConfig| match S3Store::from_config(cfg, Arc::clone(&stats)) {
+            Err(StoreError::Misconfigured { field, .. }) => field,
+            other => panic!("expected Misconfigured, got {other:?}"),
+        };
+        assert_eq!(field(&cfg), "endpoint");
+        cfg.endpoint = Some("http://127.0.0.1:9000".into());
+        assert_eq!(field(&cfg), "bucket");
+        cfg.bucket = "b".into();
+        assert_eq!(field(&cfg), "access_key_id");
+        cfg.access_key_id = crate::secret::Secret::new("id");
+        assert_eq!(field(&cfg), "access_key_secret");
+        cfg.access_key_secret = crate::secret::Secret::new("secret");
+        let store = S3Store::from_config(&cfg, Arc::clone(&stats)).expect("complete config");
+        let dbg = format!("{store:?}");
+        assert!(!dbg.contains("secret"), "{dbg}");
+    }
+}
