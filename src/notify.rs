@@ -98,7 +98,7 @@ impl SdNotify {
         };
         let udp = UnixDatagram::unbound().map_err(io)?;
         udp.set_nonblocking(true).map_err(io)?;
-        let for_us = watchdog_pid.is_none_or(|p| p.trim().parse::<u32>() == Ok(pid));
+        let for_us = watchdog_pid.map_or(true, |p| p.trim().parse::<u32>() == Ok(pid));
         let watchdog = watchdog_usec
             .and_then(|u| u.trim().parse::<u64>().ok())
             .filter(|&u| u > 0 && for_us)
