@@ -186,7 +186,7 @@ pub fn load_text(
         .try_deserialize()
         .map_err(|e| ConfigError::Invalid {
             origin: origin.clone(),
-            message: tidy_key_paths(&e.to_string()),
+            message: key_first(&tidy_key_paths(&e.to_string())),
         })?;
     let problems = validate(&config);
     if !problems.is_empty() {
@@ -418,6 +418,20 @@ fn with_scheme(endpoint: &str) -> String {
         endpoint.to_owned()
     } else {
         format!("https://{endpoint}")
+    }
+}
+
+/// The `config` crate ends its messages with "for key `worker.lease`"; lead with the key, the
+/// way validation problems read.
+fn key_first(message: &str) -> String {
+    const MARK: &str = " for key `";
+    let Some(at) = message.rfind(MARK) else {
+        return message.to_owned();
+    };
+    let rest = &message[at + MARK.len()..];
+    match rest.split_once('`') {
+        Some((key, tail)) => format!("{key}: {}{tail}", &message[..at]),
+        None => message.to_owned(),
     }
 }
 

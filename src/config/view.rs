@@ -75,80 +75,79 @@ fn header(loaded: &LoadedConfig) -> String {
             loaded.env_applied.join(", ")
         ));
     }
-    out.push_str(&format!("# Secrets are shown as {REDACTED}.\n\n"));
+    out.push_str(&format!("# Secrets are shown as {REDACTED}.\n"));
     if loaded.source == ConfigSource::BuiltinDemo {
-        out.push_str("# (write your own to /etc/bucketq/bucketq.toml or pass --config)\n\n");
+        out.push_str("# Write your own to /etc/bucketq/bucketq.toml or pass --config.\n");
     }
+    out.push('\n');
     out
 }
 
-/// The typed config as JSON with each queue's handler table added back, redacted; collects
-/// the values it redacted into `secrets`.
+/// The typed config as a TOML tree (in declaration order) with each queue's handler table
+/// added back, redacted; collects the values it redacted into `secrets`.
 fn effective_value(
     loaded: &LoadedConfig,
     secrets: &mut Vec<String>,
-) -> Result<serde_json::Value, ViewError> {
+) -> Result<toml::Value, ViewError> {
     let mut value =
-        serde_json::to_value(&loaded.config).map_err(|e| ViewError::Serialize(e.to_string()))?;
+        toml::Value::try_from(&loaded.config).map_err(|e| ViewError::Serialize(e.to_string()))?;
     let raw_queues = loaded
         .raw
         .get("queue")
         .and_then(toml::Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if let Some(queues) = value.get_mut("queue").and_then(|q| q.as_array_mut()) {
+    if let Some(queues) = value.get_mut("queue").and_then(toml::Value::as_array_mut) {
         for (queue, raw) in queues.iter_mut().zip(raw_queues) {
-            let handler = raw
-                .get("handler")
-                .map(|h| redact("handler", h, false, secrets))
-                .unwrap_or(serde_json::Value::Null);
-            if let Some(queue) = queue.as_object_mut() {
-                queue.insert("handler".into(), handler);
+            if let (Some(queue), Some(handler)) = (queue.as_table_mut(), raw.get("handler")) {
+                queue.insert("handler".into(), redact("handler", handler, false, secrets));
             }
         }
     }
-    drop_nulls(&mut value);
+    if let Some(table) = value.as_table_mut() {
+        // An empty [http] only says "off"; leave it out.
+        table.retain(|_, v| v.as_table().map_or(true, |t| !t.is_empty()));
+    }
     Ok(value)
 }
 
-/// Convert a TOML value to JSON, redacting secret-looking entries.
+/// Copy a TOML value, redacting secret-looking entries (datetimes become strings so the JSON
+/// view stays plain).
 fn redact(
     key: &str,
     value: &toml::Value,
     inside_secret_table: bool,
     secrets: &mut Vec<String>,
-) -> serde_json::Value {
-    use serde_json::Value as J;
+) -> toml::Value {
+    use toml::Value as T;
     let secret_key = inside_secret_table || looks_secret(key);
     match value {
-        toml::Value::Table(table) => {
+        T::Table(table) => {
             let secret_table = inside_secret_table || SECRET_TABLES.contains(&key);
-            J::Object(
+            T::Table(
                 table
                     .iter()
                     .map(|(k, v)| (k.clone(), redact(k, v, secret_table, secrets)))
                     .collect(),
             )
         }
-        toml::Value::Array(items) => J::Array(
+        T::Array(items) => T::Array(
             items
                 .iter()
                 .map(|v| redact(key, v, inside_secret_table, secrets))
                 .collect(),
         ),
-        toml::Value::String(s) if secret_key && !s.is_empty() => {
+        T::String(s) if secret_key && !s.is_empty() => {
             secrets.push(s.clone());
-            J::String(REDACTED.into())
+            T::String(REDACTED.into())
         }
-        toml::Value::String(s) => J::String(strip_userinfo(s, secrets)),
+        T::String(s) => T::String(strip_userinfo(s, secrets)),
         other if secret_key => {
             secrets.push(other.to_string());
-            J::String(REDACTED.into())
+            T::String(REDACTED.into())
         }
-        toml::Value::Integer(i) => J::from(*i),
-        toml::Value::Float(f) => J::from(*f),
-        toml::Value::Boolean(b) => J::Bool(*b),
-        toml::Value::Datetime(d) => J::String(d.to_string()),
+        T::Datetime(d) => T::String(d.to_string()),
+        other => other.clone(),
     }
 }
 
@@ -173,17 +172,6 @@ fn strip_userinfo(text: &str, secrets: &mut Vec<String>) -> String {
             format!("{scheme}://{REDACTED}@{}", &rest[userinfo.len() + 1..])
         }
         None => text.to_owned(),
-    }
-}
-
-fn drop_nulls(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(drop_nulls);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
-        _ => {}
     }
 }
 
@@ -255,8 +243,12 @@ handler = { type = "mail", host = "smtp.example.com", port = 587, username = "bo
             text.contains("BUCKETQ_QUEUE__MAIL__HANDLER__PASSWORD"),
             "{text}"
         );
-        // It is valid TOML.
+        // It is valid TOML, in declaration order.
         let _: toml::Table = toml::from_str(&text).unwrap();
+        let store = text.find("[store]").unwrap();
+        let worker = text.find("[worker]").unwrap();
+        let queue = text.find("[[queue]]").unwrap();
+        assert!(store < worker && worker < queue, "{text}");
     }
 
     #[test]
@@ -281,12 +273,12 @@ timeout = 5"#,
         )
         .unwrap()
         .into();
-        let json = redact("handler", &handler, false, &mut secrets).to_string();
-        assert!(!json.contains("hunter22"), "{json}");
-        assert!(!json.contains("opaque-value"), "{json}");
-        assert!(!json.contains("postgres"), "{json}");
-        assert!(json.contains("hooks.example.com"), "{json}");
-        assert!(json.contains("\"timeout\":5"), "{json}");
+        let text = redact("handler", &handler, false, &mut secrets).to_string();
+        assert!(!text.contains("hunter22"), "{text}");
+        assert!(!text.contains("opaque-value"), "{text}");
+        assert!(!text.contains("postgres"), "{text}");
+        assert!(text.contains("hooks.example.com"), "{text}");
+        assert!(text.contains("timeout = 5"), "{text}");
     }
 
     #[test]

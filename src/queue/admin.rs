@@ -505,10 +505,7 @@ pub type RetryResults = Vec<(String, Result<RetryOutcome, AdminError>)>;
 
 /// Retry every failed task of `queue`, [`RETRY_CONCURRENCY`] at a time; each key with its
 /// result, in key order.
-pub async fn retry_all(
-    store: &dyn Store,
-    queue: &QueueRef,
-) -> Result<RetryResults, AdminError> {
+pub async fn retry_all(store: &dyn Store, queue: &QueueRef) -> Result<RetryResults, AdminError> {
     let keys = failed_keys(store, queue).await?;
     let mut results: RetryResults = stream::iter(keys)
         .map(|key| async move {
