@@ -15,19 +15,17 @@ use super::{open_store, CliError, EnqueueArgs};
 pub async fn run(loaded: &LoadedConfig, args: EnqueueArgs) -> Result<ExitCode, CliError> {
     let queues = admin::queues_of(&loaded.config);
     let queue = admin::find_queue(&queues, &args.queue)?;
-    let payload = read_payload(&args)?;
+    let task = NewTask {
+        queue,
+        id: args.id.as_deref(),
+        payload: read_payload(&args)?,
+        max_payload_bytes: loaded.config.worker.max_payload_bytes,
+        now: SystemTime::now(),
+    };
+    // Refuse bad input before opening the store (which may create the local directory).
+    task.check()?;
     let store = open_store(&loaded.config)?;
-    let key = admin::enqueue(
-        &*store,
-        NewTask {
-            queue,
-            id: args.id.as_deref(),
-            payload,
-            max_payload_bytes: loaded.config.worker.max_payload_bytes,
-            now: SystemTime::now(),
-        },
-    )
-    .await?;
+    let key = admin::enqueue(&*store, task).await?;
     println!("{key}");
     Ok(ExitCode::SUCCESS)
 }

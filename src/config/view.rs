@@ -141,6 +141,7 @@ fn redact(
             secrets.push(s.clone());
             T::String(REDACTED.into())
         }
+        T::String(s) if key == "url" || key.ends_with("_url") => T::String(url_origin(s, secrets)),
         T::String(s) => T::String(strip_userinfo(s, secrets)),
         other if secret_key => {
             secrets.push(other.to_string());
@@ -155,6 +156,22 @@ fn redact(
 pub fn looks_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_KEY_WORDS.iter().any(|w| key.contains(w))
+}
+
+/// A URL's scheme, host and port only: webhook paths and queries often carry the token
+/// (`https://hooks.slack.com/services/T0/B0/XXXX`), so the rest is redacted.
+fn url_origin(text: &str, secrets: &mut Vec<String>) -> String {
+    let stripped = strip_userinfo(text, secrets);
+    let Some((scheme, rest)) = stripped.split_once("://") else {
+        return stripped;
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if tail.is_empty() || tail == "/" {
+        return stripped;
+    }
+    secrets.push(tail.to_owned());
+    format!("{scheme}://{authority}/{REDACTED}")
 }
 
 /// `https://user:pw@host/x` → `https://******@host/x`.
@@ -277,7 +294,10 @@ timeout = 5"#,
         assert!(!text.contains("hunter22"), "{text}");
         assert!(!text.contains("opaque-value"), "{text}");
         assert!(!text.contains("postgres"), "{text}");
-        assert!(text.contains("hooks.example.com"), "{text}");
+        assert!(
+            text.contains("url = \"https://******@hooks.example.com/******\""),
+            "{text}"
+        );
         assert!(text.contains("timeout = 5"), "{text}");
     }
 

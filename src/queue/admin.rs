@@ -162,25 +162,34 @@ pub struct NewTask<'a> {
     pub now: SystemTime,
 }
 
+impl NewTask<'_> {
+    /// Everything that can be checked without the store: the payload is JSON within the size
+    /// limit, and the id makes a valid pending key.
+    pub fn check(&self) -> Result<(), AdminError> {
+        serde_json::from_slice::<serde_json::Value>(&self.payload).map_err(|source| {
+            AdminError::NotJson {
+                queue: self.queue.name.clone(),
+                source,
+            }
+        })?;
+        if self.payload.len() as u64 > self.max_payload_bytes {
+            return Err(AdminError::TooLarge {
+                size: self.payload.len(),
+                limit: self.max_payload_bytes,
+            });
+        }
+        match self.id {
+            Some(id) => check_id(id, &self.queue.layout),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Write a pending task with create-if-absent and return its key.
 pub async fn enqueue(store: &dyn Store, task: NewTask<'_>) -> Result<String, AdminError> {
-    serde_json::from_slice::<serde_json::Value>(&task.payload).map_err(|source| {
-        AdminError::NotJson {
-            queue: task.queue.name.clone(),
-            source,
-        }
-    })?;
-    if task.payload.len() as u64 > task.max_payload_bytes {
-        return Err(AdminError::TooLarge {
-            size: task.payload.len(),
-            limit: task.max_payload_bytes,
-        });
-    }
+    task.check()?;
     let id = match task.id {
-        Some(id) => {
-            check_id(id, &task.queue.layout)?;
-            id.to_owned()
-        }
+        Some(id) => id.to_owned(),
         None => new_task_id(task.now, rand::random()),
     };
     let key = task.queue.layout.pending_key(&id);
