@@ -266,7 +266,7 @@ fn doctor_reports_an_unreachable_smtp_server_with_the_fix() {
     let config = local_config(
         dir.path(),
         &format!(
-            "[[queue]]\nname = \"mail\"\nprefix = \"mail/\"\nhandler = {{ type = \"mail\", host = \"127.0.0.1\", port = {port}, tls = \"none\", from = \"A <a@example.com>\" }}\n"
+            "[[queue]]\nname = \"mail\"\nprefix = \"mail/\"\ntimeout = \"2s\"\nhandler = {{ type = \"mail\", host = \"127.0.0.1\", port = {port}, tls = \"none\", from = \"A <a@example.com>\" }}\n"
         ),
     );
     let out = run(bucketq(dir.path())
