@@ -156,7 +156,7 @@ async fn watch_signals(
             tracing::info!(
                 signal,
                 grace = %humantime::format_duration(grace),
-                "draining: no new claims, running tasks get the shutdown grace; send the signal again to stop at once"
+                "stop requested; send the signal again to stop at once without draining"
             );
             lifecycle.stopping();
             shutdown.drain.cancel();
