@@ -200,9 +200,16 @@ pub fn load_text(
     })
 }
 
-/// The process environment, refusing a non-UTF-8 value only where bucketq would read it.
+/// Variable systemd sets to the directory holding `LoadCredential=` files.
+pub const CREDENTIALS_DIRECTORY_VAR: &str = "CREDENTIALS_DIRECTORY";
+
+/// The process environment, refusing a non-UTF-8 value only where bucketq would read it, plus
+/// systemd credentials (see [`credentials_env`]).
 fn process_env() -> Result<BTreeMap<String, String>, ConfigError> {
     let mut env = BTreeMap::new();
+    if let Some(dir) = std::env::var_os(CREDENTIALS_DIRECTORY_VAR) {
+        env = credentials_env(Path::new(&dir))?;
+    }
     for (name, value) in std::env::vars_os() {
         let Some(name) = name.to_str().map(str::to_owned) else {
             continue;
@@ -215,6 +222,32 @@ fn process_env() -> Result<BTreeMap<String, String>, ConfigError> {
             message: "the value is not valid UTF-8".into(),
         })?;
         env.insert(name, value);
+    }
+    Ok(env)
+}
+
+/// systemd credentials as variables: each file in `dir` named like a variable bucketq reads
+/// (`LoadCredential=BUCKETQ_STORE__ACCESS_KEY_SECRET:/etc/bucketq/secret`) gives that variable
+/// its content, without the trailing newline. A variable set in the environment wins.
+pub fn credentials_env(dir: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let read_err = |path: &Path, source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut env = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
+        let entry = entry.map_err(|e| read_err(dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !is_ours(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let value = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+        let value = value.strip_suffix('\n').unwrap_or(&value);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        env.insert(name, value.to_owned());
     }
     Ok(env)
 }
@@ -653,6 +686,37 @@ handler = { type = "log" }
         let text = "[store\nkind = 1";
         let msg = load_text(file(), text, &env(&[])).unwrap_err().to_string();
         assert!(msg.contains("line 1"), "{msg}");
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../examples/bucketq.toml");
+        let e = env(&[
+            ("BUCKETQ_STORE__ACCESS_KEY_ID", "id"),
+            ("BUCKETQ_STORE__ACCESS_KEY_SECRET", "secret"),
+        ]);
+        let loaded = load_text(file(), text, &e).unwrap();
+        assert_eq!(loaded.config.store.kind, StoreBackend::Oss);
+        assert_eq!(loaded.config.queues[0].name, "mail");
+        assert!(matches!(
+            loaded.config.queues[0].handler,
+            HandlerConfig::Mail(_)
+        ));
+    }
+
+    #[test]
+    fn systemd_credentials_become_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("OSS_SECRET"), "s3cr3t\n").unwrap();
+        std::fs::write(dir.path().join("BUCKETQ_STORE__BUCKET"), "tasks").unwrap();
+        std::fs::write(dir.path().join("unrelated"), "x").unwrap();
+        let env = credentials_env(dir.path()).unwrap();
+        assert_eq!(env.get("OSS_SECRET").map(String::as_str), Some("s3cr3t"));
+        assert_eq!(
+            env.get("BUCKETQ_STORE__BUCKET").map(String::as_str),
+            Some("tasks")
+        );
+        assert!(!env.contains_key("unrelated"));
     }
 
     #[test]
