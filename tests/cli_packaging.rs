@@ -16,8 +16,8 @@ fn read(rel: &str) -> String {
 /// The value of `Key=` in the unit (the last assignment wins, as in systemd).
 fn setting(unit: &str, key: &str) -> Option<String> {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .map(str::to_owned)
 }
 
