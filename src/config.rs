@@ -2,8 +2,8 @@
 //! turned into a validated [`Config`].
 //!
 //! The types here are the *effective* configuration the rest of the crate reads. Loading
-//! (file, environment, FC names) lives in [`load`], validation (messages that name the key and
-//! the fix) in [`validate`], and the redacted view `bucketq config check` prints in [`view`].
+//! (file, environment, FC names) lives in [`mod@load`], validation (messages that name the key and
+//! the fix) in [`mod@validate`], and the redacted view `bucketq config check` prints in [`view`].
 
 pub mod load;
 pub mod validate;
