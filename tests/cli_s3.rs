@@ -54,6 +54,20 @@ fn wrong_credentials_exit_77_with_a_clear_message_and_no_secret() {
             "{args:?} printed the real secret"
         );
     }
+    let mut daemon = Daemon::start(cli(dir.path(), &config, &s3, wrong).arg("run"));
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        EX_NOPERM,
+        "{}",
+        daemon.output()
+    );
+    assert!(
+        daemon.output().contains("credentials"),
+        "{}",
+        daemon.output()
+    );
+    assert!(!daemon.output().contains(wrong), "run printed the secret");
+
     let doctor = run(cli(dir.path(), &config, &s3, wrong).arg("doctor"));
     assert_eq!(doctor.code, EX_NOPERM, "{}", doctor.all());
     let line = doctor
