@@ -1,19 +1,27 @@
 //! Configuration: the TOML file, environment overrides and the FC template's variable names,
 //! turned into a validated [`Config`].
 //!
-//! The types here are the *effective* configuration the rest of the crate reads. Loading and
-//! validation (messages that name the key and the fix) live in [`load`].
+//! The types here are the *effective* configuration the rest of the crate reads. Loading
+//! (file, environment, FC names) lives in [`mod@load`], validation (messages that name the key and
+//! the fix) in [`mod@validate`], and the redacted view `bucketq config check` prints in [`view`].
+
+pub mod load;
+pub mod validate;
+pub mod view;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::handlers::{exec::ExecConfig, mail::MailConfig, webhook::WebhookConfig};
 use crate::secret::Secret;
 
+pub use load::{load, ConfigError, ConfigSource, LoadedConfig, DEFAULT_CONFIG_PATH};
+pub use validate::{validate, Problem};
+
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where tasks live.
@@ -31,7 +39,7 @@ pub struct Config {
 }
 
 /// Which backend a store config selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
     /// Alibaba OSS native API.
@@ -44,7 +52,7 @@ pub enum StoreBackend {
 }
 
 /// OSS signature version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OssSignature {
     /// `OSS4-HMAC-SHA256`, the default (V1 is closed to new accounts and buckets).
@@ -55,7 +63,7 @@ pub enum OssSignature {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Backend.
@@ -67,8 +75,10 @@ pub struct StoreConfig {
     /// Signing region; derived from the OSS endpoint when absent.
     pub region: Option<String>,
     /// Access key id.
+    #[serde(serialize_with = "redacted")]
     pub access_key_id: Secret,
     /// Access key secret.
+    #[serde(serialize_with = "redacted")]
     pub access_key_secret: Secret,
     /// OSS only: signature version.
     pub signature: OssSignature,
@@ -102,7 +112,7 @@ impl Default for StoreConfig {
 }
 
 /// What to do with a task whose handler succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OnSuccess {
     /// Delete it (the default).
@@ -113,7 +123,7 @@ pub enum OnSuccess {
 }
 
 /// `[worker]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// Handler slots across all queues.
@@ -157,7 +167,7 @@ impl Default for WorkerConfig {
 }
 
 /// `[http]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// `127.0.0.1:9464`; the listener is off when absent.
@@ -165,8 +175,12 @@ pub struct HttpConfig {
 }
 
 /// The built-in handler a queue runs, `handler = { type = "mail", ... }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+///
+/// Deserialized by hand rather than with `#[serde(tag = "type")]`: serde's internally tagged
+/// enums buffer their fields and lose the config loader's leniency (a port given as the
+/// environment string `"587"` must still read as a number), and a hand-written impl can name
+/// the valid types when `type` is wrong.
+#[derive(Debug, Clone)]
 pub enum HandlerConfig {
     /// Send the payload as a mail over SMTP.
     Mail(MailConfig),
@@ -183,8 +197,87 @@ pub enum HandlerConfig {
     },
 }
 
+/// The values `handler.type` accepts, for messages.
+pub const HANDLER_TYPES: [&str; 5] = ["mail", "webhook", "exec", "log", "custom"];
+
+impl HandlerConfig {
+    /// The `type` this handler was configured with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            HandlerConfig::Mail(_) => "mail",
+            HandlerConfig::Webhook(_) => "webhook",
+            HandlerConfig::Exec(_) => "exec",
+            HandlerConfig::Log => "log",
+            HandlerConfig::Custom { .. } => "custom",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HandlerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use config::{Value, ValueKind};
+        use serde::de::Error as _;
+
+        let value = Value::deserialize(d)?;
+        let ValueKind::Table(mut table) = value.kind else {
+            return Err(D::Error::custom(
+                "a handler must be a table like { type = \"log\" }",
+            ));
+        };
+        let kind = match table.remove("type").map(|v| v.kind) {
+            Some(ValueKind::String(kind)) => kind,
+            Some(_) => return Err(D::Error::custom("handler.type must be a string")),
+            None => {
+                return Err(D::Error::custom(format!(
+                    "the handler has no `type`; set one of {}",
+                    HANDLER_TYPES.join(", ")
+                )))
+            }
+        };
+        let fields = Value::new(None, ValueKind::Table(table.clone()));
+        let fields_of = |what: &'static str| {
+            move |e: config::ConfigError| D::Error::custom(format!("{what} handler: {e}"))
+        };
+        match kind.as_str() {
+            "mail" => fields
+                .try_deserialize()
+                .map(HandlerConfig::Mail)
+                .map_err(fields_of("mail")),
+            "webhook" => fields
+                .try_deserialize()
+                .map(HandlerConfig::Webhook)
+                .map_err(fields_of("webhook")),
+            "exec" => fields
+                .try_deserialize()
+                .map(HandlerConfig::Exec)
+                .map_err(fields_of("exec")),
+            "log" => match table.keys().next() {
+                None => Ok(HandlerConfig::Log),
+                Some(field) => Err(D::Error::custom(format!(
+                    "the log handler takes no options; remove `{field}`"
+                ))),
+            },
+            "custom" => {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Custom {
+                    name: String,
+                }
+                fields
+                    .try_deserialize::<Custom>()
+                    .map(|c| HandlerConfig::Custom { name: c.name })
+                    .map_err(fields_of("custom"))
+            }
+            other => Err(D::Error::custom(format!(
+                "unknown handler type {other:?}; use one of {}",
+                HANDLER_TYPES.join(", ")
+            ))),
+        }
+    }
+}
+
 /// One `[[queue]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Name for logs, metrics and the CLI.
@@ -210,9 +303,15 @@ pub struct QueueConfig {
     #[serde(with = "duration", default = "default_max_backoff")]
     pub max_backoff: Duration,
     /// Tasks older than this fail instead of running.
-    #[serde(with = "opt_duration", default)]
+    #[serde(
+        with = "opt_duration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_age: Option<Duration>,
-    /// What runs for each task.
+    /// What runs for each task. Not serialized: the handler structs belong to the handlers and
+    /// may hold secrets; [`view`] prints the handler table redacted by key name instead.
+    #[serde(skip_serializing)]
     pub handler: HandlerConfig,
 }
 
@@ -232,19 +331,36 @@ fn default_max_backoff() -> Duration {
     Duration::from_secs(600)
 }
 
+/// Serialize a secret as `******`, so a serialized config can be printed.
+fn redacted<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    if secret.is_empty() {
+        s.serialize_str("")
+    } else {
+        s.serialize_str(view::REDACTED)
+    }
+}
+
 /// Serde adapter for durations written as `"30s"`, `"5m"`, `"1d"`.
 pub mod duration {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Parse a humantime duration string.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); write it like \"30s\", \"5m\" or \"1d\""
-            ))
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// Write a duration back as `"30s"`, `"5m"`, `"1day"`.
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    /// Parse `"30s"`-style text, with a message saying how to write it.
+    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("invalid duration {text:?} ({e}); write it like \"30s\", \"5m\" or \"1d\"")
         })
     }
 }
@@ -253,18 +369,20 @@ pub mod duration {
 pub mod opt_duration {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Parse an optional humantime duration string.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
-        text.map(|t| {
-            humantime::parse_duration(&t).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {t:?} ({e}); write it like \"30s\", \"5m\" or \"1d\""
-                ))
-            })
-        })
-        .transpose()
+        text.map(|t| super::duration::parse(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    /// Write an optional duration as `"30s"`.
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => super::duration::serialize(v, s),
+            None => s.serialize_none(),
+        }
     }
 }

@@ -22,11 +22,12 @@
 //! - [`queue`]: the only code that knows the key layout and the claim protocol.
 //! - [`worker`]: the poll loop, bounded concurrency, lease refresh, shutdown drain.
 //! - [`handlers`] and [`payload`]: what runs for a task.
-//! - [`config`], [`metrics`], [`http`], [`notify`]: the daemon around it.
+//! - [`config`], [`metrics`], [`http`], [`notify`], [`logging`]: the daemon around it.
 
 pub mod config;
 pub mod handlers;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod payload;

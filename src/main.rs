@@ -1,5 +1,8 @@
-//! The `bucketq` command (to be built).
+//! The `bucketq` command. Thin on purpose: the command line lives in `cli`, the daemon and the
+//! queue in the library, so an embedding program can do what this binary does.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+#
+# bucketq container image.
+#
+#   docker build -t bucketq .
+#   docker run --rm bucketq                      # the built-in demo (local store, log handler)
+#   docker run -d --name bucketq \
+#     -v /etc/bucketq/bucketq.toml:/etc/bucketq/bucketq.toml:ro \
+#     --env-file /etc/bucketq/bucketq.env \
+#     -p 127.0.0.1:9464:9464 bucketq             # with [http] listen = "0.0.0.0:9464"
+#
+# Configuration: a mounted /etc/bucketq/bucketq.toml and/or BUCKETQ_<SECTION>__<KEY>
+# variables (the FC template's OSS_* and EMAIL_* names work too). Secrets belong in
+# --env-file or your orchestrator's secret store, never in the image.
+#
+# Tools for `exec` handlers: build with extra Debian packages, e.g.
+#   docker build --build-arg EXTRA_PACKAGES="python3 tini" -t bucketq:exec .
+# or derive your own image FROM bucketq (see the README). Run exec handlers with
+# `docker run --init` (or tini) so grandchildren that outlive their parent are reaped.
+
+# ---------------------------------------------------------------------------------------
+# Build: pinned toolchain, locked dependencies, release profile.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and target between builds without baking them into a layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin bucketq \
+ && install -m 0755 target/release/bucketq /usr/local/bin/bucketq
+
+# ---------------------------------------------------------------------------------------
+# Runtime: Debian slim with CA certificates (bucketq speaks HTTPS and SMTP over TLS).
+FROM debian:bookworm-slim AS runtime
+ARG EXTRA_PACKAGES=""
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates ${EXTRA_PACKAGES} \
+ && rm -rf /var/lib/apt/lists/*
+# A fixed non-root uid/gid, so mounted state directories can be chowned to it.
+RUN groupadd --system --gid 10001 bucketq \
+ && useradd --system --uid 10001 --gid bucketq --home-dir /var/lib/bucketq \
+            --shell /usr/sbin/nologin bucketq \
+ && install -d -o bucketq -g bucketq -m 0700 /var/lib/bucketq \
+ && install -d -m 0755 /etc/bucketq
+COPY --from=build /usr/local/bin/bucketq /usr/local/bin/bucketq
+# Smoke test: the binary runs on this base image.
+RUN ["/usr/local/bin/bucketq", "--version"]
+
+USER 10001:10001
+WORKDIR /var/lib/bucketq
+# One JSON object per line for `docker logs` and log collectors; override with text if wanted.
+ENV BUCKETQ_LOG_FORMAT=json
+# The metrics listener, when [http] listen = "0.0.0.0:9464" is configured.
+EXPOSE 9464
+# SIGTERM starts the drain (running handlers get worker.shutdown_grace); give the container
+# a stop timeout above it: `docker stop -t 45`, or stop_grace_period in compose.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/bucketq"]
+CMD ["run"]

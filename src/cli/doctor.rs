@@ -1,0 +1,436 @@
+//! `bucketq doctor`: every check `run` depends on, one line each, with the reason and what
+//! to do when it fails. Exits with the code `run` would exit with for the first failure.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use bucketq::config::{self, HandlerConfig, LoadedConfig, StoreBackend};
+use bucketq::handlers::registry::RegistryError;
+use bucketq::handlers::HandlerRegistry;
+use bucketq::store::{ListRequest, Store, StoreError, Versioning};
+
+use super::error::{store_code, CliError, EXIT_FAILURE, EX_CONFIG, EX_UNAVAILABLE};
+use super::open_store;
+// TEMPORARY: switch to bucketq::store::probe once the local branch is merged.
+use super::probe_shim::{probe_create_if_absent, ProbeOutcome};
+
+/// Time a TCP connect to a handler's target may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clock difference worth a warning (signatures are refused beyond 15 minutes).
+const SKEW_WARNING: Duration = Duration::from_secs(60);
+
+/// The lines printed so far and the first failure's exit code.
+#[derive(Default)]
+struct Report {
+    failures: usize,
+    first_code: Option<u8>,
+}
+
+impl Report {
+    fn line(&self, status: &str, check: &str, detail: &str) {
+        println!("{status:<4}  {check:<24}  {detail}");
+    }
+    fn ok(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.line("ok", check, detail.as_ref());
+    }
+    fn warn(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.line("warn", check, detail.as_ref());
+    }
+    fn skip(&mut self, check: &str, detail: impl AsRef<str>) {
+        self.line("skip", check, detail.as_ref());
+    }
+    fn fail(&mut self, check: &str, detail: impl AsRef<str>, code: u8) {
+        self.line("FAIL", check, detail.as_ref());
+        self.failures += 1;
+        self.first_code.get_or_insert(code);
+    }
+    fn finish(self) -> Result<ExitCode, CliError> {
+        match self.first_code {
+            None => Ok(ExitCode::SUCCESS),
+            Some(code) => Err(CliError::Doctor {
+                failures: self.failures,
+                code,
+            }),
+        }
+    }
+}
+
+/// Run every check.
+pub async fn run(path: Option<&Path>) -> Result<ExitCode, CliError> {
+    let mut r = Report::default();
+    let loaded = match config::load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            r.fail("config", CliError::from(e).report(), EX_CONFIG);
+            return r.finish();
+        }
+    };
+    r.ok(
+        "config",
+        format!(
+            "{} ({} queue(s))",
+            loaded.source,
+            loaded.config.queues.len()
+        ),
+    );
+    let store = match open_store(&loaded.config) {
+        Ok(store) => store,
+        Err(e) => {
+            let code = e.exit_code();
+            r.fail("store", e.report(), code);
+            return r.finish();
+        }
+    };
+    if check_access(&mut r, &loaded, &*store).await {
+        check_probe(&mut r, &loaded, &*store).await;
+        check_versioning(&mut r, &loaded, &*store).await;
+    }
+    check_handlers(&mut r, &loaded).await;
+    r.finish()
+}
+
+/// Credentials, bucket and clock, from one listing. Returns whether the store answered.
+async fn check_access(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) -> bool {
+    let cfg = &loaded.config.store;
+    let req = ListRequest {
+        prefix: loaded
+            .config
+            .queues
+            .first()
+            .map(|q| q.prefix.clone())
+            .unwrap_or_default(),
+        max_keys: 1,
+        ..ListRequest::default()
+    };
+    let local = cfg.kind == StoreBackend::Local;
+    match store.list(&req).await {
+        Ok(page) => {
+            if local {
+                r.skip("credentials", "the local store needs none");
+                r.ok("bucket", format!("directory {}", cfg.path.display()));
+            } else {
+                r.ok("credentials", "accepted");
+                r.ok(
+                    "bucket",
+                    format!(
+                        "{} reachable at {}",
+                        cfg.bucket,
+                        cfg.endpoint.as_deref().unwrap_or("-")
+                    ),
+                );
+                check_clock(r, page.server_time);
+            }
+            true
+        }
+        Err(e) if e.is_auth() => {
+            let fix = match &e {
+                StoreError::Forbidden { .. } => "the key is valid but may not use this bucket; grant list, get, head, put, copy and delete on the queue and failed prefixes",
+                _ => "check store.access_key_id and store.access_key_secret (BUCKETQ_STORE__ACCESS_KEY_ID / __ACCESS_KEY_SECRET, or OSS_KEYID / OSS_SECRET)",
+            };
+            r.fail("credentials", format!("{e}; {fix}"), store_code(&e));
+            r.skip("bucket", "needs working credentials");
+            false
+        }
+        Err(e) if is_missing_bucket(&e) => {
+            r.skip("credentials", "not checked: the bucket is missing");
+            r.fail(
+                "bucket",
+                format!("{e}; create bucket {:?} or fix store.bucket", cfg.bucket),
+                EXIT_FAILURE,
+            );
+            false
+        }
+        Err(e) => {
+            let fix = if local {
+                "check store.path and its permissions"
+            } else {
+                "check store.endpoint, DNS, proxies and the firewall"
+            };
+            r.fail("bucket", format!("{e}; {fix}"), store_code(&e));
+            false
+        }
+    }
+}
+
+fn is_missing_bucket(e: &StoreError) -> bool {
+    matches!(e, StoreError::NotFound { .. }) || e.to_string().contains("NoSuchBucket")
+}
+
+fn check_clock(r: &mut Report, server_time: SystemTime) {
+    let now = SystemTime::now();
+    let skew = now
+        .duration_since(server_time)
+        .or_else(|_| server_time.duration_since(now))
+        .unwrap_or_default();
+    let text = format!(
+        "local clock is {} off the store's (lock ages use the store's clock)",
+        humantime::format_duration(Duration::from_secs(skew.as_secs()))
+    );
+    if skew > SKEW_WARNING {
+        r.warn(
+            "clock",
+            format!("{text}; signatures fail past 15 minutes: run NTP (chrony, systemd-timesyncd)"),
+        );
+    } else {
+        r.ok("clock", text);
+    }
+}
+
+async fn check_probe(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) {
+    let prefix = loaded
+        .config
+        .queues
+        .first()
+        .map(|q| q.prefix.as_str())
+        .unwrap_or_default();
+    match probe_create_if_absent(store, prefix).await {
+        Ok(ProbeOutcome::Exclusive) => r.ok(
+            "create-if-absent",
+            "a second conditional write was refused: claims are exclusive",
+        ),
+        Ok(ProbeOutcome::NotExclusive { reason }) => r.fail(
+            "create-if-absent",
+            format!("{reason}; two workers could run the same task. Use a store that honours conditional writes, or run one process with --single-worker"),
+            EX_UNAVAILABLE,
+        ),
+        Err(e) => r.fail(
+            "create-if-absent",
+            format!("the probe could not run: {e}; the key needs put and delete on {prefix:?}"),
+            store_code(&e),
+        ),
+    }
+}
+
+async fn check_versioning(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) {
+    if loaded.config.store.kind != StoreBackend::Oss {
+        r.skip(
+            "versioning",
+            "only OSS ignores forbid-overwrite on versioned buckets",
+        );
+        return;
+    }
+    match store.versioning().await {
+        Ok(Versioning::Never) => r.ok("versioning", "never enabled: forbid-overwrite is honoured"),
+        Ok(state) => r.fail(
+            "versioning",
+            format!("the bucket's versioning is {state:?}: OSS then ignores x-oss-forbid-overwrite and claims are not exclusive. Use a bucket that never had versioning"),
+            EX_UNAVAILABLE,
+        ),
+        Err(e) => r.fail(
+            "versioning",
+            format!("cannot read the versioning state: {e}; the key needs oss:GetBucketVersioning"),
+            store_code(&e),
+        ),
+    }
+}
+
+async fn check_handlers(r: &mut Report, loaded: &LoadedConfig) {
+    let registry = HandlerRegistry::new();
+    let raw_queues = loaded
+        .raw
+        .get("queue")
+        .and_then(toml::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, q) in loaded.config.queues.iter().enumerate() {
+        let check = format!("handler {}", q.name);
+        match registry.build(q) {
+            Ok(_) => {}
+            Err(RegistryError::UnknownCustom { name, .. }) => {
+                r.skip(
+                    &check,
+                    format!(
+                        "custom handler {name:?} is registered by the program embedding bucketq"
+                    ),
+                );
+                continue;
+            }
+            Err(e) => {
+                r.fail(&check, e.to_string(), EX_CONFIG);
+                continue;
+            }
+        }
+        let raw = raw_queues
+            .get(i)
+            .and_then(|q| q.get("handler"))
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        match &q.handler {
+            HandlerConfig::Log => r.ok(&check, "log: logs each task"),
+            HandlerConfig::Custom { .. } => r.ok(&check, "custom handler registered"),
+            HandlerConfig::Mail(_) => check_mail(r, &check, &raw).await,
+            HandlerConfig::Webhook(_) => check_webhook(r, &check, &raw).await,
+            HandlerConfig::Exec(_) => check_exec(r, &check, &raw),
+        }
+    }
+}
+
+async fn check_mail(r: &mut Report, check: &str, raw: &toml::Table) {
+    let Some(host) = raw.get("host").and_then(toml::Value::as_str) else {
+        r.fail(
+            check,
+            "mail: no host; set handler.host or EMAIL_SERVER_HOST",
+            EX_CONFIG,
+        );
+        return;
+    };
+    let default_port = match raw.get("tls").and_then(toml::Value::as_str) {
+        Some("tls") => 465,
+        Some("none") => 25,
+        _ => 587,
+    };
+    let port = match raw.get("port") {
+        None => Some(default_port),
+        Some(toml::Value::Integer(p)) => u16::try_from(*p).ok(),
+        Some(toml::Value::String(p)) => p.parse().ok(),
+        Some(_) => None,
+    };
+    let Some(port) = port else {
+        r.fail(check, "mail: handler.port is not a port number", EX_CONFIG);
+        return;
+    };
+    connect(
+        r,
+        check,
+        "mail: SMTP server",
+        host,
+        port,
+        "handler.host / handler.port",
+    )
+    .await;
+}
+
+async fn check_webhook(r: &mut Report, check: &str, raw: &toml::Table) {
+    let Some(url) = raw.get("url").and_then(toml::Value::as_str) else {
+        r.fail(check, "webhook: no url; set handler.url", EX_CONFIG);
+        return;
+    };
+    match host_port(url) {
+        Some((host, port)) => {
+            connect(r, check, "webhook: target", &host, port, "handler.url").await;
+        }
+        None => r.fail(
+            check,
+            "webhook: handler.url is not an http(s) URL with a host",
+            EX_CONFIG,
+        ),
+    }
+}
+
+fn check_exec(r: &mut Report, check: &str, raw: &toml::Table) {
+    let program = ["command", "argv", "program"]
+        .iter()
+        .find_map(|k| raw.get(*k))
+        .and_then(|v| match v {
+            toml::Value::String(s) => s.split_whitespace().next().map(str::to_owned),
+            toml::Value::Array(items) => items
+                .first()
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        });
+    let Some(program) = program else {
+        r.skip(check, "exec: no command found to check");
+        return;
+    };
+    match find_executable(&program) {
+        Some(path) => r.ok(check, format!("exec: {} is executable", path.display())),
+        None => r.fail(
+            check,
+            format!("exec: {program:?} is not an executable file here or on PATH; install it or give its absolute path"),
+            EX_CONFIG,
+        ),
+    }
+}
+
+fn find_executable(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_exec(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_exec(p))
+}
+
+/// Host and port of an http(s) URL, the port defaulting by scheme.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after.strip_prefix(':').map(str::parse).transpose().ok()?;
+        (host.to_owned(), port.unwrap_or(default))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().ok()?),
+            None => (authority.to_owned(), default),
+        }
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+async fn connect(r: &mut Report, check: &str, what: &str, host: &str, port: u16, keys: &str) {
+    let attempt = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await;
+    match attempt {
+        Ok(Ok(_)) => r.ok(check, format!("{what} {host}:{port} accepts connections")),
+        Ok(Err(e)) => r.fail(
+            check,
+            format!("{what} {host}:{port}: {e}; check {keys} and the firewall"),
+            EXIT_FAILURE,
+        ),
+        Err(_) => r.fail(
+            check,
+            format!(
+                "{what} {host}:{port}: no answer within {}s; check {keys} and the firewall",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+            EXIT_FAILURE,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_defaults_by_scheme_and_skips_userinfo() {
+        assert_eq!(
+            host_port("https://u:p@hooks.example.com/x?y"),
+            Some(("hooks.example.com".into(), 443))
+        );
+        assert_eq!(
+            host_port("http://127.0.0.1:8080"),
+            Some(("127.0.0.1".into(), 8080))
+        );
+        assert_eq!(host_port("http://[::1]:9/x"), Some(("::1".into(), 9)));
+        assert_eq!(host_port("ftp://x"), None);
+        assert_eq!(host_port("https://"), None);
+    }
+
+    #[test]
+    fn finds_executables_on_path_and_by_path() {
+        assert!(find_executable("sh").is_some());
+        assert!(find_executable("/bin/sh").is_some());
+        assert!(find_executable("/etc/hostname-definitely-not").is_none());
+        assert!(find_executable("no-such-program-bucketq").is_none());
+    }
+}
