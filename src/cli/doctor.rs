@@ -13,7 +13,7 @@ use bucketq::store::{ListRequest, Store, StoreError, Versioning};
 use super::error::{store_code, CliError, EXIT_FAILURE, EX_CONFIG, EX_UNAVAILABLE};
 use super::open_store;
 // TEMPORARY: switch to bucketq::store::probe once the local branch is merged.
-use super::probe_shim::{probe_create_if_absent, ProbeOutcome};
+use bucketq::store::probe::{probe_create_if_absent, ProbeOutcome};
 
 /// Time a TCP connect to a handler's target may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

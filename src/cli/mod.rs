@@ -9,7 +9,6 @@ mod enqueue;
 mod error;
 mod failed;
 mod output;
-mod probe_shim;
 mod run;
 mod status;
 
