@@ -1,0 +1,140 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::store::memory::MemoryStore;
+use crate::store::{Metadata, Op, RequestStats};
+
+fn store_with(keys: &[&str]) -> (MemoryStore, Arc<RequestStats>) {
+    let stats = Arc::new(RequestStats::default());
+    let store = MemoryStore::builder()
+        .stats(Arc::clone(&stats))
+        .latency(Duration::from_millis(10), Duration::from_millis(10))
+        .build();
+    for k in keys {
+        store.insert(k, "x", Metadata::new(), None);
+    }
+    (store, stats)
+}
+
+fn spawn(store: &MemoryStore, linger: Duration) -> (Deleter, tokio::task::JoinHandle<()>) {
+    let (deleter, task) = Deleter::new(Arc::new(store.clone()), linger);
+    (deleter, tokio::spawn(task.run()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_deletes_go_out_together() {
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (store, stats) = store_with(&refs);
+    let (deleter, task) = spawn(&store, Duration::from_secs(1));
+    // One delete goes out alone; the other 19 queue while it is in flight and share the next
+    // request.
+    let first = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("k0").await })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let rest = keys[1..].iter().map(|k| {
+        let d = deleter.clone();
+        let k = k.clone();
+        async move { d.delete_now(&k).await }
+    });
+    for r in futures::future::join_all(rest).await {
+        r.expect("deleted");
+    }
+    first.await.expect("joined").expect("deleted");
+    assert!(store.keys("").is_empty());
+    assert_eq!(stats.grand_total(), 2, "{:?}", stats.snapshot());
+    assert_eq!(stats.total(Op::Delete), 1);
+    assert_eq!(stats.total(Op::DeleteMany), 1);
+    drop(deleter);
+    task.await.expect("batcher ends");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_delete_rides_with_the_next_now_delete_once_due() {
+    let (store, stats) = store_with(&["lock", "pending"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(5));
+    deleter.delete_later("lock", Instant::now() + Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        stats.grand_total(),
+        0,
+        "a due later-delete waits for company"
+    );
+    deleter.delete_now("pending").await.expect("deleted");
+    assert!(store.keys("").is_empty());
+    assert_eq!(stats.grand_total(), 1);
+    assert_eq!(stats.total(Op::DeleteMany), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_delete_is_never_sent_before_it_is_due() {
+    let (store, stats) = store_with(&["lock", "pending"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(5));
+    deleter.delete_later("lock", Instant::now() + Duration::from_secs(1));
+    deleter.delete_now("pending").await.expect("deleted");
+    assert_eq!(store.keys(""), vec!["lock".to_owned()], "not due yet");
+    assert_eq!(stats.total(Op::Delete), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lonely_later_delete_goes_after_the_linger() {
+    let (store, _stats) = store_with(&["lock"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(2));
+    let start = Instant::now();
+    deleter.delete_later("lock", start + Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(2_900)).await;
+    assert_eq!(store.keys(""), vec!["lock".to_owned()]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(store.keys("").is_empty(), "sent at not_before + linger");
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_sends_later_deletes_as_soon_as_due_and_retries_failures() {
+    let (store, _stats) = store_with(&["a", "b"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(60));
+    let start = Instant::now();
+    deleter.delete_later("a", start + Duration::from_secs(1));
+    deleter.delete_later("b", start + Duration::from_secs(1));
+    store.fail_next(1);
+    deleter.flush().await;
+    assert!(store.keys("").is_empty(), "both deleted after a retry");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_gives_up_on_a_store_that_stays_down() {
+    let (store, _stats) = store_with(&["a"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(60));
+    deleter.delete_later("a", Instant::now());
+    store.fail_next(1_000);
+    tokio::time::timeout(Duration::from_secs(600), deleter.flush())
+        .await
+        .expect("flush returns even when the store is down");
+    assert_eq!(store.keys(""), vec!["a".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_now_delete_reports_the_error() {
+    let (store, _stats) = store_with(&["a"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(1));
+    store.fail_next(1);
+    let err = deleter.delete_now("a").await.expect_err("injected");
+    assert!(err.is_transient());
+    deleter.delete_now("a").await.expect("second try");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_sends_what_is_left_then_ends() {
+    let (store, _stats) = store_with(&["a"]);
+    let (deleter, task) = spawn(&store, Duration::from_secs(60));
+    deleter.delete_later("a", Instant::now() + Duration::from_secs(1));
+    drop(deleter);
+    task.await.expect("ends");
+    assert!(store.keys("").is_empty());
+}
