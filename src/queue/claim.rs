@@ -51,6 +51,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         let reason = oversize_reason(listed.size, q.limits.max_payload_bytes);
         return fail_pending(q, candidate, &listed.etag, 0, None, reason).await;
     }
+    let expected = q.deleter.expect();
     let get_sent = Instant::now();
     let object = match q.store.get(&listed.key).await {
         Ok(object) => object,
@@ -121,7 +122,11 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
             }
         }
     }
-    if let Err(e) = q.deleter.delete_now(&held.pending_key).await {
+    if let Err(e) = q
+        .deleter
+        .delete_expected(expected, &held.pending_key)
+        .await
+    {
         // The handler must not start while the pending key exists: give the lock back.
         give_back_lock(q, &held).await;
         return Err(QueueError::store(

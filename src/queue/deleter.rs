@@ -12,11 +12,17 @@
 //!   rides along with the next "now" batch once due, or goes on its own `linger` after that, so
 //!   at any load it costs next to nothing. Holding settled locks a moment is also what makes
 //!   the S3 claim safe: see [`crate::queue::claim`].
+//!
+//! A claim announces its coming "now" delete when it starts ([`Deleter::expect`]). A batch
+//! with a "now" delete in it waits, at most [`Deleter::new`]'s `gather`, for the claims under
+//! way to join it, so concurrent claims share one request instead of racing each other into
+//! several small ones.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::store::{Store, StoreError, MAX_DELETE_BATCH};
@@ -41,10 +47,32 @@ enum Request {
     },
 }
 
+/// Claims under way that will send a "now" delete, and a signal when one gives up.
+#[derive(Debug, Default)]
+struct Expecting {
+    count: AtomicUsize,
+    changed: Notify,
+}
+
 /// Handle for queueing deletes; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Deleter {
     tx: mpsc::UnboundedSender<Request>,
+    expecting: Arc<Expecting>,
+}
+
+/// A "now" delete announced in advance; see [`Deleter::expect`]. Dropping it unused withdraws
+/// the announcement.
+#[derive(Debug)]
+pub struct Expected {
+    expecting: Arc<Expecting>,
+}
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        self.expecting.count.fetch_sub(1, Ordering::SeqCst);
+        self.expecting.changed.notify_waiters();
+    }
 }
 
 /// Why a delete could not be queued.
@@ -55,14 +83,22 @@ pub struct DeleterStopped;
 impl Deleter {
     /// A deleter on `store` and the task that sends its batches (run it alongside the engine;
     /// it ends when every handle is dropped, after sending what is queued).
-    pub fn new(store: Arc<dyn Store>, linger: Duration) -> (Deleter, DeleterTask) {
+    /// `linger`: how long a due "later" delete waits for company; `gather`: how long a batch
+    /// with a "now" delete waits for announced ones.
+    pub fn new(store: Arc<dyn Store>, linger: Duration, gather: Duration) -> (Deleter, DeleterTask) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let expecting = Arc::new(Expecting::default());
         (
-            Deleter { tx },
+            Deleter {
+                tx,
+                expecting: Arc::clone(&expecting),
+            },
             DeleterTask {
                 rx,
                 store,
                 linger,
+                gather,
+                expecting,
                 later: Vec::new(),
                 now: Vec::new(),
                 flushes: Vec::new(),
@@ -70,8 +106,31 @@ impl Deleter {
         )
     }
 
+    /// Announce a "now" delete that will follow shortly (a claim starting).
+    pub fn expect(&self) -> Expected {
+        self.expecting.count.fetch_add(1, Ordering::SeqCst);
+        Expected {
+            expecting: Arc::clone(&self.expecting),
+        }
+    }
+
+    /// [`Deleter::delete_now`] for an announced delete.
+    pub async fn delete_expected(&self, expected: Expected, key: &str) -> Result<(), StoreError> {
+        let sent = self.send_now(key);
+        drop(expected);
+        sent?.await
+    }
+
     /// Delete `key` in the next batch and wait for the answer.
     pub async fn delete_now(&self, key: &str) -> Result<(), StoreError> {
+        self.send_now(key)?.await
+    }
+
+    /// Queue a "now" delete; the returned future is its answer.
+    fn send_now(
+        &self,
+        key: &str,
+    ) -> Result<impl std::future::Future<Output = Result<(), StoreError>>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let stopped = || StoreError::Transient {
             key: key.to_owned(),
@@ -84,7 +143,14 @@ impl Deleter {
                 reply,
             })
             .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        let key = key.to_owned();
+        Ok(async move {
+            rx.await.map_err(|_| StoreError::Transient {
+                key,
+                op: crate::store::Op::DeleteMany,
+                message: DeleterStopped.to_string(),
+            })?
+        })
     }
 
     /// Delete `key` some time after `not_before`, batched with other deletes.
@@ -119,6 +185,8 @@ pub struct DeleterTask {
     rx: mpsc::UnboundedReceiver<Request>,
     store: Arc<dyn Store>,
     linger: Duration,
+    gather: Duration,
+    expecting: Arc<Expecting>,
     later: Vec<Later>,
     now: Vec<(String, oneshot::Sender<Result<(), StoreError>>)>,
     flushes: Vec<oneshot::Sender<()>>,
@@ -141,10 +209,39 @@ impl DeleterTask {
             while let Ok(msg) = self.rx.try_recv() {
                 self.absorb(msg);
             }
+            if open {
+                self.gather_announced().await;
+            }
             self.send_due(!open).await;
             if !open && self.now.is_empty() && self.later.is_empty() {
                 self.answer_flushes();
                 return;
+            }
+        }
+    }
+
+    /// With a "now" delete queued, wait (at most `gather`) for announced ones to arrive.
+    async fn gather_announced(&mut self) {
+        if self.now.is_empty() || self.gather.is_zero() {
+            return;
+        }
+        let until = Instant::now() + self.gather;
+        loop {
+            let changed = self.expecting.changed.notified();
+            if self.expecting.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::select! {
+                biased;
+                msg = self.rx.recv() => match msg {
+                    Some(msg) => self.absorb(msg),
+                    None => return,
+                },
+                () = changed => {}
+                () = tokio::time::sleep_until(until) => return,
+            }
+            while let Ok(msg) = self.rx.try_recv() {
+                self.absorb(msg);
             }
         }
     }

@@ -24,6 +24,9 @@ use crate::store::Store;
 /// Settled locks are kept this long on S3-like stores (see [`EngineOptions::settle_hold`]).
 const PUT_FROM_GET_SETTLE_HOLD: Duration = Duration::from_secs(1);
 
+/// How long a batch with a pending-key delete waits for claims under way to join it.
+const DELETE_GATHER: Duration = Duration::from_millis(50);
+
 /// What every task of one worker shares.
 pub(crate) struct Env {
     pub shutdown: Shutdown,
@@ -117,7 +120,7 @@ pub(crate) async fn serve(
         Recipe::PutFromGet => PUT_FROM_GET_SETTLE_HOLD,
     });
     let linger = options.delete_linger.unwrap_or(worker.poll_interval);
-    let (deleter, deleter_task) = Deleter::new(Arc::clone(&store), linger);
+    let (deleter, deleter_task) = Deleter::new(Arc::clone(&store), linger, DELETE_GATHER);
     let clock = Arc::new(StoreClock::new());
     let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(rand::Rng::gen(
         &mut seed_rng,

@@ -17,7 +17,7 @@ fn store_with(keys: &[&str]) -> (MemoryStore, Arc<RequestStats>) {
 }
 
 fn spawn(store: &MemoryStore, linger: Duration) -> (Deleter, tokio::task::JoinHandle<()>) {
-    let (deleter, task) = Deleter::new(Arc::new(store.clone()), linger);
+    let (deleter, task) = Deleter::new(Arc::new(store.clone()), linger, Duration::ZERO);
     (deleter, tokio::spawn(task.run()))
 }
 
@@ -136,5 +136,38 @@ async fn dropping_every_handle_sends_what_is_left_then_ends() {
     deleter.delete_later("a", Instant::now() + Duration::from_secs(1));
     drop(deleter);
     task.await.expect("ends");
+    assert!(store.keys("").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_now_delete_waits_for_announced_ones_up_to_the_gather_time() {
+    let (store, stats) = store_with(&["a", "b", "c"]);
+    let (deleter, task) = Deleter::new(
+        Arc::new(store.clone()),
+        Duration::from_secs(1),
+        Duration::from_millis(50),
+    );
+    tokio::spawn(task.run());
+    let b = deleter.expect();
+    let c = deleter.expect();
+    let first = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("a").await })
+    };
+    let second = {
+        let d = deleter.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            d.delete_expected(b, "b").await
+        })
+    };
+    let start = Instant::now();
+    first.await.expect("joined").expect("a");
+    second.await.expect("joined").expect("b");
+    assert_eq!(stats.total(Op::DeleteMany), 1, "a waited for b");
+    // c never comes: the batch went at the gather limit, not later.
+    assert!(start.elapsed() < Duration::from_millis(80), "{:?}", start.elapsed());
+    drop(c);
+    deleter.delete_now("c").await.expect("c");
     assert!(store.keys("").is_empty());
 }
