@@ -8,6 +8,7 @@
 
 mod engine;
 mod id;
+mod keeper;
 mod observer;
 mod poll;
 mod task;

@@ -6,7 +6,7 @@ mod engine_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bucketq::handlers::{Handler, Outcome};
+use bucketq::handlers::Handler;
 use bucketq::store::memory::MemoryStore;
 use bucketq::store::Op;
 use bucketq::worker::EngineOptions;
@@ -36,7 +36,10 @@ async fn every_task_is_handled_once_and_nothing_is_left() {
             &[("mail", handler)],
             opts(1),
         );
-        until(Duration::from_secs(60), "all handled", || rec.runs().len() >= 200).await;
+        until(Duration::from_secs(60), "all handled", || {
+            rec.runs().len() >= 200
+        })
+        .await;
         let metrics = Arc::clone(&w.metrics);
         w.drain().await.expect("clean drain");
         let counts = rec.counts();
@@ -73,7 +76,10 @@ async fn requests_per_task_at_load_stay_near_two() {
             &[("load", handler)],
             opts(2),
         );
-        until(Duration::from_secs(120), "all handled", || rec.runs().len() >= n).await;
+        until(Duration::from_secs(120), "all handled", || {
+            rec.runs().len() >= n
+        })
+        .await;
         // Let the last settled locks go out, then count.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let stats = Arc::clone(&w.stats);
@@ -94,7 +100,10 @@ async fn requests_per_task_at_load_stay_near_two() {
         totals.push((atomic, total, stats.snapshot()));
     }
     for (atomic, total, snapshot) in totals {
-        assert!(total <= 2.2, "atomic={atomic}: {total:.3} requests per task: {snapshot:?}");
+        assert!(
+            total <= 2.2,
+            "atomic={atomic}: {total:.3} requests per task: {snapshot:?}"
+        );
     }
 }
 
@@ -109,7 +118,10 @@ async fn an_idle_worker_lists_once_per_interval_and_does_nothing_else() {
         &store,
         "idle",
         config(wc, vec![queue("a"), queue("b")]),
-        &[("a", Recorder::ok() as Arc<dyn Handler>), ("b", Recorder::ok() as Arc<dyn Handler>)],
+        &[
+            ("a", Recorder::ok() as Arc<dyn Handler>),
+            ("b", Recorder::ok() as Arc<dyn Handler>),
+        ],
         opts(3),
     );
     // Past the ramp (1, 2, 4, 8 s), count ten minutes of idling.

@@ -122,20 +122,71 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
             }
         }
     }
-    if let Err(e) = q
-        .deleter
-        .delete_expected(expected, &held.pending_key)
-        .await
-    {
-        // The handler must not start while the pending key exists: give the lock back.
-        give_back_lock(q, &held).await;
-        return Err(QueueError::store(
-            "delete pending task",
-            &held.pending_key,
-            e,
-        ));
+    let deleted = delete_pending(q, expected, &held.pending_key).await;
+    if deleted.is_err() || !held.lease_valid(Instant::now()) {
+        // The delete failed, or answered so late that a reaper may already have acted on our
+        // lock: the pending key may be gone and the lock with it. Make sure the task exists as
+        // a pending key again, and never run it under a lease we cannot prove.
+        ensure_pending(q, &held, used).await;
+        return match deleted {
+            Ok(()) => Ok(ClaimOutcome::Lost),
+            Err(e) => Err(e),
+        };
     }
     Ok(ClaimOutcome::Won(held))
+}
+
+/// Delete the pending key of a won claim, retrying a failure a few times. A failed delete may
+/// have happened (its answer lost), so the lock is *not* given back: with the pending key
+/// perhaps gone, deleting the lock could lose the task. Left alone, the lock goes stale and the
+/// reaper either drops it (pending key there) or recreates the pending key from it.
+async fn delete_pending(
+    q: &QueueCtx,
+    expected: super::deleter::Expected,
+    key: &str,
+) -> Result<(), QueueError> {
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut result = q.deleter.delete_expected(expected, key).await;
+    for _ in 0..3 {
+        match result {
+            Ok(()) => return Ok(()),
+            Err(ref e) => {
+                tracing::debug!(key = %key, error = %e, "pending delete failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                result = q.deleter.delete_now(key).await;
+            }
+        }
+    }
+    result.map_err(|e| {
+        tracing::warn!(key = %key, error = %e, "could not delete a claimed task's pending key; the lock is left for the reaper");
+        QueueError::store("delete pending task", key, e)
+    })
+}
+
+/// After a pending delete that failed or answered late: recreate the pending key from memory
+/// (create-if-absent, so an existing one is left alone) with the attempts used before this
+/// claim, then, if the lease is still ours, give the lock back. If the pending key cannot be
+/// written, the lock stays: the reaper recreates the task from it.
+async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
+    let user_meta = super::held::pending_meta(used, held.created_at, &held.token);
+    let mut wait = std::time::Duration::from_millis(100);
+    for _ in 0..4 {
+        match create_from_body(q, &held.pending_key, held.body.clone(), user_meta.clone()).await {
+            Ok(_) => {
+                if held.lease_valid(Instant::now()) {
+                    give_back_lock(q, held).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(key = %held.pending_key, error = %e, "could not put a task back to pending; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    tracing::error!(key = %held.pending_key, "could not put a task back to pending; its lock is left for the reaper");
 }
 
 /// Why a task read for claiming must fail instead of running, if it must.

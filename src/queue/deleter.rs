@@ -85,7 +85,11 @@ impl Deleter {
     /// it ends when every handle is dropped, after sending what is queued).
     /// `linger`: how long a due "later" delete waits for company; `gather`: how long a batch
     /// with a "now" delete waits for announced ones.
-    pub fn new(store: Arc<dyn Store>, linger: Duration, gather: Duration) -> (Deleter, DeleterTask) {
+    pub fn new(
+        store: Arc<dyn Store>,
+        linger: Duration,
+        gather: Duration,
+    ) -> (Deleter, DeleterTask) {
         let (tx, rx) = mpsc::unbounded_channel();
         let expecting = Arc::new(Expecting::default());
         (

@@ -4,6 +4,10 @@
 //! REPLACE, which moves its LastModified. A lock carrying another token means the lease was
 //! lost: the caller stops and touches nothing else.
 //!
+//! A refresh is only sent while the lease is provably ours and only counts if answered before
+//! that ends. Past it, a reaper may have read the lock as stale and be recreating the task; a
+//! late refresh would let this worker believe in a lease the reaper is taking away.
+//!
 //! A lock that is simply *gone* while our lease is still provably valid was not reaped (no
 //! worker may reap a lock younger than a lease); it was deleted by a reaper that lost a race
 //! with a newer claim. The payload is in memory, so the lock is restored with create-if-absent
@@ -37,6 +41,12 @@ pub enum LeaseError {
 /// Move the lock's LastModified and write its metadata (token, attempt) again. With
 /// `check_token` the lock is read first, so a lock that another worker took is noticed.
 pub async fn refresh(q: &QueueCtx, held: &mut Held, check_token: bool) -> Result<(), LeaseError> {
+    // A write to an expired lease races a reaper that read the lock as stale and is about to
+    // recreate the task: never send one, and never count one answered too late.
+    let deadline = held.valid_until;
+    if Instant::now() >= deadline {
+        return Err(lost(held, "the lease ran out"));
+    }
     if check_token {
         match lock_token(q, &held.lock_key).await {
             Ok(Some(token)) if token == held.token => {}
@@ -53,6 +63,10 @@ pub async fn refresh(q: &QueueCtx, held: &mut Held, check_token: bool) -> Result
     };
     let sent = Instant::now();
     match q.store.copy(&held.lock_key, &held.lock_key, &opts).await {
+        Ok(_) if Instant::now() >= deadline => Err(lost(
+            held,
+            "the refresh was answered after the lease ran out",
+        )),
         Ok(_) => {
             held.confirm_lease(sent, q.limits.lease);
             Ok(())
@@ -67,18 +81,17 @@ pub async fn refresh(q: &QueueCtx, held: &mut Held, check_token: bool) -> Result
 
 /// Put back a lock that vanished while the lease was still ours.
 async fn restore(q: &QueueCtx, held: &mut Held) -> Result<(), LeaseError> {
-    if !held.lease_valid(Instant::now()) {
+    let deadline = held.valid_until;
+    if Instant::now() >= deadline {
         return Err(lost(held, "the lock is gone and the lease ran out"));
     }
     let sent = Instant::now();
-    match create_from_body(
-        q,
-        &held.lock_key,
-        held.body.clone(),
-        held.lock_meta(&q.owner),
-    )
-    .await
-    {
+    let meta = held.lock_meta(&q.owner);
+    match create_from_body(q, &held.lock_key, held.body.clone(), meta).await {
+        Ok(true) if Instant::now() >= deadline => Err(lost(
+            held,
+            "the lock was restored only after the lease ran out",
+        )),
         Ok(true) => {
             tracing::warn!(key = %held.lock_key, "restored a lock deleted while its lease was valid");
             held.confirm_lease(sent, q.limits.lease);

@@ -81,6 +81,7 @@ struct Shared {
     kind: StoreKind,
     atomic_copy: bool,
     whole_second_heads: bool,
+    honour_create: bool,
     objects: Mutex<BTreeMap<String, Entry>>,
     clock: MemoryClock,
     versioning: Mutex<Versioning>,
@@ -125,6 +126,7 @@ pub struct MemoryStoreBuilder {
     latency: (Duration, Duration),
     seed: u64,
     stats: Option<Arc<RequestStats>>,
+    honour_create: bool,
 }
 
 impl Default for MemoryStoreBuilder {
@@ -138,6 +140,7 @@ impl Default for MemoryStoreBuilder {
             latency: (Duration::ZERO, Duration::ZERO),
             seed: 0,
             stats: None,
+            honour_create: true,
         }
     }
 }
@@ -188,6 +191,13 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// `false` models a broken store that ignores create-if-absent (versioned OSS, Garage):
+    /// for proving that the startup probe and the simulation's checker notice.
+    pub fn honour_create_if_absent(mut self, honour: bool) -> Self {
+        self.honour_create = honour;
+        self
+    }
+
     /// Counters of the first client (default: fresh ones).
     pub fn stats(mut self, stats: Arc<RequestStats>) -> Self {
         self.stats = Some(stats);
@@ -201,6 +211,7 @@ impl MemoryStoreBuilder {
             kind: self.kind,
             atomic_copy: self.atomic_copy,
             whole_second_heads: self.whole_second_heads,
+            honour_create: self.honour_create,
             objects: Mutex::new(BTreeMap::new()),
             clock: self.clock.unwrap_or_else(MemoryClock::following_tokio),
             versioning: Mutex::new(Versioning::Never),
@@ -414,6 +425,14 @@ impl MemoryStore {
                 self.crash();
                 vanish().await
             }
+            Fault::Swallow => {
+                // Answer as if applied, then put everything back. Sound on a single-threaded
+                // runtime (the simulation's), where nothing runs between the two steps.
+                let before = locked(&self.shared.objects).clone();
+                let answer = apply(&self.shared);
+                *locked(&self.shared.objects) = before;
+                answer
+            }
         };
         let label = self.label(&result);
         self.record_trace(op, key, label);
@@ -578,7 +597,8 @@ impl Shared {
     fn put(&self, key: &str, body: &Bytes, opts: &PutOptions) -> Result<WriteResult> {
         check_key(key)?;
         let mut objects = locked(&self.objects);
-        if opts.mode == WriteMode::CreateIfAbsent && objects.contains_key(key) {
+        if self.honour_create && opts.mode == WriteMode::CreateIfAbsent && objects.contains_key(key)
+        {
             return Err(StoreError::AlreadyExists {
                 key: key.to_owned(),
             });
@@ -617,7 +637,10 @@ impl Shared {
                 });
             }
         }
-        if opts.mode == WriteMode::CreateIfAbsent && objects.contains_key(dest) {
+        if self.honour_create
+            && opts.mode == WriteMode::CreateIfAbsent
+            && objects.contains_key(dest)
+        {
             return Err(StoreError::AlreadyExists {
                 key: dest.to_owned(),
             });

@@ -24,6 +24,9 @@ use crate::store::Store;
 /// Settled locks are kept this long on S3-like stores (see [`EngineOptions::settle_hold`]).
 const PUT_FROM_GET_SETTLE_HOLD: Duration = Duration::from_secs(1);
 
+/// How many times the create-if-absent probe must fail before the store is refused.
+const PROBE_ATTEMPTS: u32 = 3;
+
 /// How long a batch with a pending-key delete waits for claims under way to join it.
 const DELETE_GATHER: Duration = Duration::from_millis(50);
 
@@ -102,14 +105,11 @@ pub(crate) async fn serve(
         .map(|q| handlers.build(q))
         .collect::<Result<Vec<_>, _>>()?;
 
-    if !startup_check(
-        store.as_ref(),
-        &config.queues[0].prefix,
-        single_worker,
-        &shutdown,
-    )
-    .await?
-    {
+    // The probe key goes under the failed prefix: never a task of any queue, and writable by
+    // any credentials that can move tasks there. A worker killed mid-probe leaves one stray
+    // `bucketq-probe-*` object there, which no queue picks up.
+    let probe_prefix = config.worker.failed_prefix.clone();
+    if !startup_check(store.as_ref(), &probe_prefix, single_worker, &shutdown).await? {
         return Ok(());
     }
 
@@ -219,6 +219,7 @@ async fn startup_check(
     shutdown: &Shutdown,
 ) -> Result<bool, WorkerError> {
     let mut wait = Duration::from_secs(1);
+    let mut refusals = 0;
     loop {
         let checked = tokio::select! {
             biased;
@@ -231,11 +232,19 @@ async fn startup_check(
                 tracing::warn!(reason = %reason, "claims are not exclusive on this store; running anyway because this is the only worker (--single-worker)");
                 return Ok(true);
             }
-            Ok(Exclusivity::NotExclusive(reason)) => return Err(WorkerError::NotExclusive {
-                reason: format!(
+            Ok(Exclusivity::NotExclusive(reason)) if refusals < PROBE_ATTEMPTS => {
+                // A lost answer can make a sound store look broken once (a retried first
+                // write reads as "already exists"); a broken store fails every time.
+                refusals += 1;
+                tracing::warn!(reason = %reason, "create-if-absent probe failed; probing again");
+            }
+            Ok(Exclusivity::NotExclusive(reason)) => {
+                return Err(WorkerError::NotExclusive {
+                    reason: format!(
                     "{reason}. Refusing to start; if this is the only worker, pass --single-worker"
                 ),
-            }),
+                })
+            }
             Err(e) if e.is_auth() => return Err(WorkerError::Auth(e)),
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, retry_in = ?wait, "store unreachable at startup; retrying");

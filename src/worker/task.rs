@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::engine::{Env, QueueRunner};
+use super::keeper::{retry_gap, LeaseKeeper};
 use crate::handlers::{Outcome, Task};
 use crate::queue::backoff::{requested_delay, retry_delay};
 use crate::queue::claim::{claim, ClaimOutcome};
@@ -197,6 +198,15 @@ async fn run_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -> A
     if let Some(reason) = too_old(q, held) {
         return Attempt::Fail { reason };
     }
+    if !held.lease_valid(Instant::now()) {
+        // The claim or the last write took so long the lease may have run out: re-confirm it
+        // before running anything.
+        if let Err(e) = refresh(q, held, true).await {
+            return Attempt::LeaseLost {
+                reason: format!("the lease ran out before the handler started: {e}"),
+            };
+        }
+    }
     let task = Task {
         queue: q.name.clone(),
         id: held.id.clone(),
@@ -227,46 +237,27 @@ async fn run_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -> A
         async move { handler.handle(&task, token).await }.instrument(tracing::Span::current()),
     );
     let deadline = started + timeout;
-    let every = refresh_interval(q);
-    let mut next_refresh = held.confirmed_at + every;
-    let attempt = loop {
-        tokio::select! {
-            biased;
-            joined = &mut run => break match joined {
-                Ok(Outcome::Done) => Attempt::Done,
-                Ok(Outcome::Retry { after, reason }) => Attempt::Retry { after, reason },
-                Ok(Outcome::Fail { reason }) => Attempt::Fail { reason },
-                Err(e) if e.is_panic() => Attempt::Retry { after: None, reason: "the handler panicked".into() },
-                Err(_) => Attempt::Retry { after: None, reason: "the handler was cancelled".into() },
-            },
-            _ = env.grace.cancelled() => break Attempt::Abandoned,
-            () = tokio::time::sleep_until(deadline) => break Attempt::Retry {
-                after: None,
-                reason: format!("timed out after {}", humantime::format_duration(timeout)),
-            },
-            () = tokio::time::sleep_until(held.valid_until) => break Attempt::LeaseLost {
-                reason: "the lease could not be refreshed before it ran out".into(),
-            },
-            () = tokio::time::sleep_until(next_refresh) => {
-                match refresh(q, held, true).await {
-                    Ok(()) => {
-                        next_refresh = held.confirmed_at + every;
-                        if let Some(o) = &env.observer {
-                            o.lease_confirmed(&q.name, &held.id, &held.token, held.valid_until);
-                        }
-                    }
-                    Err(LeaseError::Lost { reason, .. }) => break Attempt::LeaseLost { reason },
-                    Err(LeaseError::Store(e)) => {
-                        tracing::warn!(error = %e, "could not refresh the lease; retrying");
-                        next_refresh = Instant::now() + refresh_retry(q);
-                    }
-                }
-            }
-        }
+    let mut keeper = LeaseKeeper::new(q, env, held);
+    let attempt = tokio::select! {
+        biased;
+        joined = &mut run => match joined {
+            Ok(Outcome::Done) => Attempt::Done,
+            Ok(Outcome::Retry { after, reason }) => Attempt::Retry { after, reason },
+            Ok(Outcome::Fail { reason }) => Attempt::Fail { reason },
+            Err(e) if e.is_panic() => Attempt::Retry { after: None, reason: "the handler panicked".into() },
+            Err(_) => Attempt::Retry { after: None, reason: "the handler was cancelled".into() },
+        },
+        _ = env.grace.cancelled() => Attempt::Abandoned,
+        () = tokio::time::sleep_until(deadline) => Attempt::Retry {
+            after: None,
+            reason: format!("timed out after {}", humantime::format_duration(timeout)),
+        },
+        reason = keeper.keep(held) => Attempt::LeaseLost { reason },
     };
     // Stop the handler if it still runs: it timed out, lost its lease, or the grace ran out.
     cancel.cancel();
     run.abort();
+    keeper.finish(held).await;
     q.metrics.update(&q.name, |m| m.in_flight -= 1);
     q.metrics.observe_duration(&q.name, started.elapsed());
     if let Some(o) = &env.observer {
@@ -283,45 +274,27 @@ async fn wait_keeping_lease(
     until: Option<Instant>,
 ) -> Waited {
     let q = &r.ctx;
-    let every = refresh_interval(q);
-    let mut next_refresh = held.confirmed_at + every;
-    loop {
-        let wanted = async {
-            match until {
-                Some(at) => {
-                    tokio::time::sleep_until(at).await;
-                    None
-                }
-                None => Some(acquire_slot(r, env).await),
+    let mut keeper = LeaseKeeper::new(q, env, held);
+    let wanted = async {
+        match until {
+            Some(at) => {
+                tokio::time::sleep_until(at).await;
+                None
             }
-        };
-        tokio::select! {
-            biased;
-            _ = env.shutdown.drain.cancelled() => return Waited::Drained,
-            got = wanted => return match got {
-                Some(slot) => Waited::Slot(slot),
-                None => Waited::Elapsed,
-            },
-            () = tokio::time::sleep_until(held.valid_until) => {
-                return Waited::Lost("the lease could not be refreshed before it ran out".into());
-            }
-            () = tokio::time::sleep_until(next_refresh) => {
-                match refresh(q, held, true).await {
-                    Ok(()) => {
-                        next_refresh = held.confirmed_at + every;
-                        if let Some(o) = &env.observer {
-                            o.lease_confirmed(&q.name, &held.id, &held.token, held.valid_until);
-                        }
-                    }
-                    Err(LeaseError::Lost { reason, .. }) => return Waited::Lost(reason),
-                    Err(LeaseError::Store(e)) => {
-                        tracing::warn!(error = %e, "could not refresh the lease; retrying");
-                        next_refresh = Instant::now() + refresh_retry(q);
-                    }
-                }
-            }
+            None => Some(acquire_slot(r, env).await),
         }
-    }
+    };
+    let waited = tokio::select! {
+        biased;
+        _ = env.shutdown.drain.cancelled() => Waited::Drained,
+        got = wanted => match got {
+            Some(slot) => Waited::Slot(slot),
+            None => Waited::Elapsed,
+        },
+        reason = keeper.keep(held) => Waited::Lost(reason),
+    };
+    keeper.finish(held).await;
+    waited
 }
 
 /// Write the new attempt number into the lock (which also refreshes the lease). False when
@@ -347,7 +320,7 @@ async fn record_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -
                     return false;
                 }
                 tracing::warn!(error = %e, "could not record the next attempt; retrying");
-                tokio::time::sleep(refresh_retry(q)).await;
+                tokio::time::sleep(retry_gap(q)).await;
             }
         }
     }
@@ -409,13 +382,4 @@ fn too_old(q: &QueueCtx, held: &Held) -> Option<String> {
             humantime::format_duration(max_age)
         )
     })
-}
-
-fn refresh_interval(q: &QueueCtx) -> Duration {
-    q.limits.lease / 3
-}
-
-/// Wait before retrying a failed refresh: short next to the lease, so several tries fit.
-fn refresh_retry(q: &QueueCtx) -> Duration {
-    (q.limits.lease / 20).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }

@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A boxed handler body.
-pub type Behaviour =
-    Arc<dyn Fn(Task, CancellationToken) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
+pub type Behaviour = Arc<
+    dyn Fn(Task, CancellationToken) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync,
+>;
 
 /// One handler run as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -166,7 +166,11 @@ async fn a_now_delete_waits_for_announced_ones_up_to_the_gather_time() {
     second.await.expect("joined").expect("b");
     assert_eq!(stats.total(Op::DeleteMany), 1, "a waited for b");
     // c never comes: the batch went at the gather limit, not later.
-    assert!(start.elapsed() < Duration::from_millis(80), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(80),
+        "{:?}",
+        start.elapsed()
+    );
     drop(c);
     deleter.delete_now("c").await.expect("c");
     assert!(store.keys("").is_empty());

@@ -28,6 +28,9 @@ pub enum Fault {
     CrashBefore,
     /// The store applies the request, then the caller vanishes as for [`Fault::CrashBefore`].
     CrashAfter,
+    /// A broken store: answers success without applying the request. Only for proving that a
+    /// checker notices lost writes; no correct store does this.
+    Swallow,
 }
 
 /// Facts about one request, for a [`FaultHook`] to decide on.

@@ -252,3 +252,32 @@ async fn trace_records_requests_in_order() {
     assert_eq!(trace[1].result, "409");
     assert_eq!(trace[1].op, Op::Put);
 }
+
+#[tokio::test]
+async fn a_swallowed_write_answers_ok_and_changes_nothing() {
+    let store = MemoryStore::new(Arc::default());
+    store.insert("keep", Bytes::from_static(b"x"), Metadata::new(), None);
+    store.set_fault_hook(Box::new(|_| Fault::Swallow));
+    store
+        .put("new", Bytes::from_static(b"y"), &PutOptions::default())
+        .await
+        .expect("a lying store says yes");
+    store.delete("keep").await.expect("yes again");
+    assert_eq!(store.keys(""), vec!["keep".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_broken_store_can_ignore_create_if_absent() {
+    let store = MemoryStore::builder()
+        .honour_create_if_absent(false)
+        .build();
+    store
+        .put("k", Bytes::from_static(b"1"), &create())
+        .await
+        .expect("first");
+    store
+        .put("k", Bytes::from_static(b"2"), &create())
+        .await
+        .expect("a broken store lets the second create through");
+    assert_eq!(store.object("k").expect("k").body.as_ref(), b"2");
+}
