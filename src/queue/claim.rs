@@ -85,6 +85,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         claimed_at: q.clock.now(),
         valid_until: Instant::now(),
         confirmed_at: Instant::now(),
+        pending_gone_at: Instant::now(),
     };
     let sent = Instant::now();
     match create_lock(q, &held).await {
@@ -133,6 +134,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
             Err(e) => Err(e),
         };
     }
+    held.pending_gone_at = Instant::now();
     Ok(ClaimOutcome::Won(held))
 }
 

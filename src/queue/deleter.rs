@@ -41,6 +41,7 @@ enum Request {
     Later {
         key: String,
         not_before: Instant,
+        deadline: Instant,
     },
     Flush {
         reply: oneshot::Sender<()>,
@@ -157,11 +158,15 @@ impl Deleter {
         })
     }
 
-    /// Delete `key` some time after `not_before`, batched with other deletes.
-    pub fn delete_later(&self, key: &str, not_before: Instant) {
+    /// Delete `key` some time after `not_before`, batched with other deletes, and sent before
+    /// `deadline` (the end of the lock's lease: past it, the key may hold someone else's lock).
+    /// A delete that has not succeeded by the deadline is dropped, leaving the lock to the
+    /// reaper.
+    pub fn delete_later(&self, key: &str, not_before: Instant, deadline: Instant) {
         let sent = self.tx.send(Request::Later {
             key: key.to_owned(),
             not_before,
+            deadline,
         });
         if sent.is_err() {
             tracing::warn!(key = %key, "delete batcher stopped; lock left for the reaper");
@@ -181,6 +186,9 @@ impl Deleter {
 struct Later {
     key: String,
     not_before: Instant,
+    /// When it goes even without company: after the linger, but never past the deadline.
+    send_by: Instant,
+    deadline: Instant,
     failures: u32,
 }
 
@@ -253,9 +261,15 @@ impl DeleterTask {
     fn absorb(&mut self, msg: Request) {
         match msg {
             Request::Now { key, reply } => self.now.push((key, reply)),
-            Request::Later { key, not_before } => self.later.push(Later {
+            Request::Later {
                 key,
                 not_before,
+                deadline,
+            } => self.later.push(Later {
+                key,
+                not_before,
+                send_by: not_before.max((not_before + self.linger).min(deadline)),
+                deadline,
                 failures: 0,
             }),
             Request::Flush { reply } => self.flushes.push(reply),
@@ -268,13 +282,7 @@ impl DeleterTask {
         let flushing = !self.flushes.is_empty();
         self.later
             .iter()
-            .map(|l| {
-                if flushing {
-                    l.not_before
-                } else {
-                    l.not_before + self.linger
-                }
-            })
+            .map(|l| if flushing { l.not_before } else { l.send_by })
             .min()
     }
 
@@ -286,7 +294,7 @@ impl DeleterTask {
         let riding = !self.now.is_empty();
         let (due, waiting): (Vec<Later>, Vec<Later>) =
             std::mem::take(&mut self.later).into_iter().partition(|l| {
-                l.not_before <= now && (riding || flushing || l.not_before + self.linger <= now)
+                l.not_before <= now && (riding || flushing || l.send_by <= now)
             });
         self.later = waiting;
         let urgent = std::mem::take(&mut self.now);
@@ -319,8 +327,14 @@ impl DeleterTask {
             if let Some(i) = errors.iter().position(|(k, _)| *k == l.key) {
                 let (_, e) = errors.swap_remove(i);
                 l.failures += 1;
+                let retry_at = Instant::now() + RETRY_LATER * l.failures.min(30);
+                if retry_at >= l.deadline {
+                    tracing::warn!(key = %l.key, error = %e, "could not delete a settled lock before its lease ends; the reaper will remove it");
+                    continue;
+                }
                 tracing::warn!(key = %l.key, error = %e, failures = l.failures, "could not delete a settled lock; will retry");
-                l.not_before = Instant::now() + RETRY_LATER * l.failures.min(30);
+                l.not_before = retry_at;
+                l.send_by = retry_at;
                 self.later.push(l);
             }
         }

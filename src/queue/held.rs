@@ -38,6 +38,9 @@ pub struct Held {
     pub valid_until: Instant,
     /// Local send time of the last write that moved the lock's LastModified.
     pub confirmed_at: Instant,
+    /// When the claim's delete of the pending key was answered: the settled lock is kept
+    /// until [`crate::queue::QueueCtx::settle_hold`] after this.
+    pub pending_gone_at: Instant,
 }
 
 impl Held {

@@ -31,9 +31,8 @@ pub async fn succeed(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
         m.insert(meta::OWNER.into(), q.owner.clone());
         copy_or_write(q, held, &done_key, m, "move lock to done").await?;
     }
-    q.deleter
-        .delete_later(&held.lock_key, Instant::now() + q.settle_hold);
-    Ok(())
+    delete_settled_lock(q, held).await
+
 }
 
 /// The task failed for good: move it to `failed/` with `reason`.
@@ -42,9 +41,8 @@ pub async fn fail(q: &QueueCtx, held: &Held, reason: &str) -> Result<(), LeaseEr
     let failed_key = q.layout.failed_key(&held.id);
     let m = failed_meta(q, held.attempt, held.created_at, reason);
     copy_or_write(q, held, &failed_key, m, "move lock to failed").await?;
-    q.deleter
-        .delete_later(&held.lock_key, Instant::now() + q.settle_hold);
-    Ok(())
+    delete_settled_lock(q, held).await
+
 }
 
 /// Give the task back: pending again with `attempts` attempts counted, lock deleted.
@@ -78,6 +76,24 @@ pub async fn release(q: &QueueCtx, held: &Held, attempts: u32) -> Result<(), Lea
         .await
         .map_err(|e| QueueError::store("delete released lock", &held.lock_key, e))?;
     Ok(())
+}
+
+/// Delete a settled lock: batched and held a moment while the lease lasts (see
+/// [`QueueCtx::settle_hold`]), at once when it has run out, since a reaper may then act on it
+/// any time.
+async fn delete_settled_lock(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
+    if held.lease_valid(Instant::now()) {
+        q.deleter.delete_later(
+            &held.lock_key,
+            held.pending_gone_at + q.settle_hold,
+            held.valid_until,
+        );
+        return Ok(());
+    }
+    q.deleter
+        .delete_now(&held.lock_key)
+        .await
+        .map_err(|e| QueueError::store("delete settled lock", &held.lock_key, e).into())
 }
 
 /// Copy the lock to `dest` with `user_meta`; if the lock vanished while ours, write the

@@ -16,6 +16,11 @@ fn store_with(keys: &[&str]) -> (MemoryStore, Arc<RequestStats>) {
     (store, stats)
 }
 
+/// A deadline no test reaches.
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
 fn spawn(store: &MemoryStore, linger: Duration) -> (Deleter, tokio::task::JoinHandle<()>) {
     let (deleter, task) = Deleter::new(Arc::new(store.clone()), linger, Duration::ZERO);
     (deleter, tokio::spawn(task.run()))
@@ -55,7 +60,7 @@ async fn concurrent_deletes_go_out_together() {
 async fn a_later_delete_rides_with_the_next_now_delete_once_due() {
     let (store, stats) = store_with(&["lock", "pending"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(5));
-    deleter.delete_later("lock", Instant::now() + Duration::from_millis(100));
+    deleter.delete_later("lock", Instant::now() + Duration::from_millis(100), far());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         stats.grand_total(),
@@ -72,7 +77,7 @@ async fn a_later_delete_rides_with_the_next_now_delete_once_due() {
 async fn a_later_delete_is_never_sent_before_it_is_due() {
     let (store, stats) = store_with(&["lock", "pending"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(5));
-    deleter.delete_later("lock", Instant::now() + Duration::from_secs(1));
+    deleter.delete_later("lock", Instant::now() + Duration::from_secs(1), far());
     deleter.delete_now("pending").await.expect("deleted");
     assert_eq!(store.keys(""), vec!["lock".to_owned()], "not due yet");
     assert_eq!(stats.total(Op::Delete), 1);
@@ -83,7 +88,7 @@ async fn a_lonely_later_delete_goes_after_the_linger() {
     let (store, _stats) = store_with(&["lock"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(2));
     let start = Instant::now();
-    deleter.delete_later("lock", start + Duration::from_secs(1));
+    deleter.delete_later("lock", start + Duration::from_secs(1), far());
     tokio::time::sleep(Duration::from_millis(2_900)).await;
     assert_eq!(store.keys(""), vec!["lock".to_owned()]);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -95,8 +100,8 @@ async fn flush_sends_later_deletes_as_soon_as_due_and_retries_failures() {
     let (store, _stats) = store_with(&["a", "b"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(60));
     let start = Instant::now();
-    deleter.delete_later("a", start + Duration::from_secs(1));
-    deleter.delete_later("b", start + Duration::from_secs(1));
+    deleter.delete_later("a", start + Duration::from_secs(1), far());
+    deleter.delete_later("b", start + Duration::from_secs(1), far());
     store.fail_next(1);
     deleter.flush().await;
     assert!(store.keys("").is_empty(), "both deleted after a retry");
@@ -111,7 +116,7 @@ async fn flush_sends_later_deletes_as_soon_as_due_and_retries_failures() {
 async fn flush_gives_up_on_a_store_that_stays_down() {
     let (store, _stats) = store_with(&["a"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(60));
-    deleter.delete_later("a", Instant::now());
+    deleter.delete_later("a", Instant::now(), far());
     store.fail_next(1_000);
     tokio::time::timeout(Duration::from_secs(600), deleter.flush())
         .await
@@ -133,7 +138,7 @@ async fn a_failed_now_delete_reports_the_error() {
 async fn dropping_every_handle_sends_what_is_left_then_ends() {
     let (store, _stats) = store_with(&["a"]);
     let (deleter, task) = spawn(&store, Duration::from_secs(60));
-    deleter.delete_later("a", Instant::now() + Duration::from_secs(1));
+    deleter.delete_later("a", Instant::now() + Duration::from_secs(1), far());
     drop(deleter);
     task.await.expect("ends");
     assert!(store.keys("").is_empty());
@@ -174,4 +179,24 @@ async fn a_now_delete_waits_for_announced_ones_up_to_the_gather_time() {
     drop(c);
     deleter.delete_now("c").await.expect("c");
     assert!(store.keys("").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_delete_goes_before_its_deadline_and_is_dropped_after_it() {
+    let (store, _stats) = store_with(&["a", "b"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(60));
+    let start = Instant::now();
+    // The linger would wait a minute; the deadline says two seconds.
+    deleter.delete_later("a", start, start + Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(store.keys(""), vec!["b".to_owned()], "sent by its deadline");
+    // A delete that keeps failing is given up once its deadline is near, not retried past it.
+    store.fail_next(100);
+    deleter.delete_later("b", Instant::now(), Instant::now() + Duration::from_millis(1_500));
+    tokio::time::timeout(Duration::from_secs(30), deleter.flush())
+        .await
+        .expect("given up, not retried for ever");
+    store.fail_next(0);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(store.keys(""), vec!["b".to_owned()], "never sent after the deadline");
 }
