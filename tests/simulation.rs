@@ -37,7 +37,9 @@ use bucketq::metrics::Metrics;
 use bucketq::queue::meta;
 use bucketq::store::memory::{Fault, MemoryStore};
 use bucketq::store::{Metadata, Op, RequestStats};
-use bucketq::worker::{self, EngineOptions, NoLifecycle, Observer, Shutdown, WorkerContext, WorkerError};
+use bucketq::worker::{
+    self, EngineOptions, NoLifecycle, Observer, Shutdown, WorkerContext, WorkerError,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
@@ -227,7 +229,14 @@ struct WorkerObserver {
 }
 
 impl Observer for WorkerObserver {
-    fn attempt_started(&self, _q: &str, id: &str, token: &str, _attempt: u32, valid_until: Instant) {
+    fn attempt_started(
+        &self,
+        _q: &str,
+        id: &str,
+        token: &str,
+        _attempt: u32,
+        valid_until: Instant,
+    ) {
         self.checker.started(&self.worker, id, token, valid_until);
     }
     fn lease_confirmed(&self, _q: &str, id: &str, token: &str, valid_until: Instant) {
@@ -332,7 +341,14 @@ fn start_worker(
 ) -> SimWorker {
     let stats = Arc::new(RequestStats::default());
     let client = store.client(&name, Arc::clone(&stats), mix((&seed, &name)));
-    install_faults(&client, s, mix((&seed, &name, &"faults")), checker, world, faults);
+    install_faults(
+        &client,
+        s,
+        mix((&seed, &name, &"faults")),
+        checker,
+        world,
+        faults,
+    );
     let mut registry = HandlerRegistry::new();
     registry.register(
         QUEUE,
@@ -402,6 +418,11 @@ fn install_faults(
         let crash = s.crash_per_mille;
         let fail = crash + s.fail_per_mille;
         let stall = fail + s.stall_per_mille;
+        // A failed or lost request may be a reaper's: the lock-age bound then allows one more
+        // poll.
+        if roll < stall.saturating_sub(s.stall_per_mille) {
+            checker.disturbed(store.clock().now() + s.max_poll * 2);
+        }
         if roll < crash {
             if rng.gen_bool(0.5) {
                 Fault::CrashBefore
@@ -471,7 +492,15 @@ async fn simulate(seed: u64, world: World, trace: bool) -> Report {
         format!("w{started}")
     };
     for _ in 0..s.workers {
-        workers.push(start_worker(&store, next_name(), &s, seed, &checker, world, &faults));
+        workers.push(start_worker(
+            &store,
+            next_name(),
+            &s,
+            seed,
+            &checker,
+            world,
+            &faults,
+        ));
     }
     let tick = Duration::from_millis(100);
     let slack = s.max_poll.mul_f64(2.2) + Duration::from_secs(2);
@@ -502,7 +531,15 @@ async fn simulate(seed: u64, world: World, trace: bool) -> Report {
         let due: Vec<Instant> = replacements.iter().copied().filter(|t| *t <= now).collect();
         replacements.retain(|t| *t > now);
         for _ in due {
-            workers.push(start_worker(&store, next_name(), &s, seed, &checker, world, &faults));
+            workers.push(start_worker(
+                &store,
+                next_name(),
+                &s,
+                seed,
+                &checker,
+                world,
+                &faults,
+            ));
         }
         if workers.is_empty() && replacements.is_empty() {
             replacements.push(now);
@@ -520,7 +557,9 @@ async fn simulate(seed: u64, world: World, trace: bool) -> Report {
         let finished = late_done
             && store.keys(&format!("{QUEUE}/")).is_empty()
             && ids.iter().all(|id| settled(&store, &checker, id));
-        if now >= fault_end && finished {
+        // The last stall injected before the faults stopped may still be in flight.
+        let stalls_over = now >= fault_end + s.lease.mul_f64(1.7);
+        if stalls_over && finished {
             break;
         }
         if now >= settle_limit {
@@ -552,7 +591,8 @@ async fn simulate(seed: u64, world: World, trace: bool) -> Report {
         for t in &trace_entries {
             println!(
                 "{:?} {} {} {} {}",
-                t.at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+                t.at.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default(),
                 t.client,
                 t.op,
                 t.key,
@@ -564,7 +604,10 @@ async fn simulate(seed: u64, world: World, trace: bool) -> Report {
     let state = checker.state.lock().expect("checker");
     Report {
         violations: state.violations.clone(),
-        fingerprint: mix((&format!("{:?}", state.done), &format!("{:?}", store.keys("")))),
+        fingerprint: mix((
+            &format!("{:?}", state.done),
+            &format!("{:?}", store.keys("")),
+        )),
         requests: trace_entries.len() as u64,
         tasks: ids.len(),
     }
@@ -600,7 +643,11 @@ fn check_lock_ages(
             .max()
             .expect("at least one");
         if now.duration_since(window_start).is_ok_and(|d| d > slack) {
-            if checker.with(|c| c.violations.iter().any(|v| v.starts_with(&format!("lock {key} ")))) {
+            if checker.with(|c| {
+                c.violations
+                    .iter()
+                    .any(|v| v.starts_with(&format!("lock {key} ")))
+            }) {
                 continue;
             }
             checker.violate(format!(
@@ -611,7 +658,13 @@ fn check_lock_ages(
     }
 }
 
-fn final_checks(store: &MemoryStore, s: &Scenario, checker: &Checker, ids: &[String], world: World) {
+fn final_checks(
+    store: &MemoryStore,
+    s: &Scenario,
+    checker: &Checker,
+    ids: &[String],
+    world: World,
+) {
     let left = store.keys(&format!("{QUEUE}/"));
     if !left.is_empty() {
         checker.violate(format!("keys left under the queue prefix: {left:?}"));
@@ -620,7 +673,9 @@ fn final_checks(store: &MemoryStore, s: &Scenario, checker: &Checker, ids: &[Str
         let done = checker.with(|c| c.done.get(id).copied().unwrap_or(0));
         let failed = store.object(&format!("failed/{QUEUE}/{id}.task"));
         match (&failed, done) {
-            (None, 0) => checker.violate(format!("task {id} was lost: never handled, not in failed/")),
+            (None, 0) => {
+                checker.violate(format!("task {id} was lost: never handled, not in failed/"))
+            }
             (Some(f), _) => {
                 if !f.head.user_meta.contains_key(meta::ERROR) {
                     checker.violate(format!("failed task {id} has no {} metadata", meta::ERROR));
@@ -632,7 +687,9 @@ fn final_checks(store: &MemoryStore, s: &Scenario, checker: &Checker, ids: &[Str
             _ => {}
         }
         if !s.faults && world == World::Correct && done > 1 {
-            checker.violate(format!("task {id} was handled {done} times without any fault"));
+            checker.violate(format!(
+                "task {id} was handled {done} times without any fault"
+            ));
         }
     }
 }
@@ -675,7 +732,11 @@ fn every_seed_keeps_every_guarantee() {
     if let Ok(seed) = std::env::var("BUCKETQ_SIM_SEED") {
         let seed: u64 = seed.parse().expect("BUCKETQ_SIM_SEED is a number");
         let report = run_seed(seed, World::Correct, true);
-        assert!(report.violations.is_empty(), "seed {seed}: {:#?}", report.violations);
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            report.violations
+        );
         return;
     }
     let n = seed_count();
@@ -717,7 +778,14 @@ fn the_checker_catches_a_store_that_ignores_create_if_absent() {
         .iter()
         .filter(|(_, r)| r.violations.iter().any(|v| v.contains("valid lease")))
         .count();
-    assert!(caught >= 3, "only {caught} of 40 seeds noticed double runs: {:?}", results.iter().map(|(s, r)| (s, &r.violations)).collect::<Vec<_>>());
+    assert!(
+        caught >= 3,
+        "only {caught} of 40 seeds noticed double runs: {:?}",
+        results
+            .iter()
+            .map(|(s, r)| (s, &r.violations))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -737,7 +805,11 @@ async fn the_checker_flags_overlapping_valid_leases_only() {
     c.started("a", "1", "ta", t0 + Duration::from_secs(10));
     tokio::time::sleep(Duration::from_secs(5)).await;
     c.started("b", "1", "tb", Instant::now() + Duration::from_secs(10));
-    assert_eq!(c.with(|s| s.violations.len()), 1, "a's lease was still valid");
+    assert_eq!(
+        c.with(|s| s.violations.len()),
+        1,
+        "a's lease was still valid"
+    );
     c.ended("1", "tb");
     // After a's lease ran out, another run is fine, and so is a's lost lease being confirmed
     // again while b's is not valid.
@@ -745,10 +817,18 @@ async fn the_checker_flags_overlapping_valid_leases_only() {
     c.started("b", "1", "tb2", Instant::now() + Duration::from_secs(10));
     assert_eq!(c.with(|s| s.violations.len()), 1);
     c.confirmed("a", "1", "ta", Instant::now() + Duration::from_secs(10));
-    assert_eq!(c.with(|s| s.violations.len()), 2, "a renewed while b held the task");
+    assert_eq!(
+        c.with(|s| s.violations.len()),
+        2,
+        "a renewed while b held the task"
+    );
     c.crashed("b");
     c.started("c", "1", "tc", Instant::now() + Duration::from_secs(10));
-    assert_eq!(c.with(|s| s.violations.len()), 3, "a is still live and valid");
+    assert_eq!(
+        c.with(|s| s.violations.len()),
+        3,
+        "a is still live and valid"
+    );
     c.crashed("a");
     c.started("d", "2", "td", Instant::now() + Duration::from_secs(10));
     assert_eq!(c.with(|s| s.violations.len()), 3);

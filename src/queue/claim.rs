@@ -34,7 +34,7 @@ use crate::store::{CopyOptions, Metadata, PutOptions, StoreError, WriteMode};
 #[derive(Debug)]
 pub enum ClaimOutcome {
     /// The lock is ours and the pending key is gone: run the handler.
-    Won(Held),
+    Won(Box<Held>),
     /// Another worker has the task, or it vanished: a claim conflict.
     Lost,
     /// The task was moved to `failed/` without running (too large, too old, attempts spent).
@@ -135,7 +135,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         };
     }
     held.pending_gone_at = Instant::now();
-    Ok(ClaimOutcome::Won(held))
+    Ok(ClaimOutcome::Won(Box::new(held)))
 }
 
 /// Delete the pending key of a won claim, retrying a failure a few times. A failed delete may
@@ -166,21 +166,14 @@ async fn delete_pending(
     })
 }
 
-/// After a pending delete that failed or answered late: recreate the pending key from memory
-/// (create-if-absent, so an existing one is left alone) with the attempts used before this
-/// claim, then, if the lease is still ours, give the lock back. If the pending key cannot be
-/// written, the lock stays: the reaper recreates the task from it.
+/// After a pending delete that failed or answered late, make sure the task still exists
+/// somewhere other than this worker's memory. Retried a few times; if the store stays
+/// unreachable the lock is left for the reaper, which recreates the task from it.
 async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
-    let user_meta = super::held::pending_meta(used, held.created_at, &held.token);
     let mut wait = std::time::Duration::from_millis(100);
     for _ in 0..4 {
-        match create_from_body(q, &held.pending_key, held.body.clone(), user_meta.clone()).await {
-            Ok(_) => {
-                if held.lease_valid(Instant::now()) {
-                    give_back_lock(q, held).await;
-                }
-                return;
-            }
+        match put_back(q, held, used).await {
+            Ok(()) => return,
             Err(e) => {
                 tracing::warn!(key = %held.pending_key, error = %e, "could not put a task back to pending; retrying");
                 tokio::time::sleep(wait).await;
@@ -189,6 +182,31 @@ async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
         }
     }
     tracing::error!(key = %held.pending_key, "could not put a task back to pending; its lock is left for the reaper");
+}
+
+/// While the lease is ours, the lock is ours: recreate the pending key (create-if-absent, with
+/// the attempts used before this claim), then give the lock back. Past the lease a reaper may
+/// have acted: any lock at the key (ours gone stale, or a newer claim's) holds the task, and
+/// recreating the pending key beside a newer claim would run it twice; only when no lock is
+/// left is this worker's copy the last one, and the pending key is recreated.
+async fn put_back(q: &QueueCtx, held: &Held, used: u32) -> Result<(), StoreError> {
+    let user_meta = super::held::pending_meta(used, held.created_at, &held.token);
+    if held.lease_valid(Instant::now()) {
+        create_from_body(q, &held.pending_key, held.body.clone(), user_meta).await?;
+        if held.lease_valid(Instant::now()) {
+            give_back_lock(q, held).await;
+        }
+        return Ok(());
+    }
+    match q.store.head(&held.lock_key).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound { .. }) => {
+            create_from_body(q, &held.pending_key, held.body.clone(), user_meta)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Why a task read for claiming must fail instead of running, if it must.
@@ -298,8 +316,8 @@ pub async fn fail_pending(
         }
         Err(e) => return Err(QueueError::store("copy task to failed", &failed_key, e)),
     }
-    q.deleter
-        .delete_now(&candidate.listed.key)
+    q.store
+        .delete(&candidate.listed.key)
         .await
         .map_err(|e| QueueError::store("delete pending task", &candidate.listed.key, e))?;
     Ok(ClaimOutcome::Failed { reason })

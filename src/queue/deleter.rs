@@ -18,9 +18,13 @@
 //! way to join it, so concurrent claims share one request instead of racing each other into
 //! several small ones.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
@@ -32,6 +36,12 @@ const FLUSH_ATTEMPTS: u32 = 5;
 
 /// Wait before retrying a failed "later" delete while running.
 const RETRY_LATER: Duration = Duration::from_secs(1);
+
+/// A batch in flight longer than this is stalled: the next one goes out beside it.
+const STALLED: Duration = Duration::from_millis(500);
+
+/// Batches in flight at most (one normally; more only beside stalled ones).
+const MAX_IN_FLIGHT: usize = 4;
 
 enum Request {
     Now {
@@ -107,6 +117,9 @@ impl Deleter {
                 later: Vec::new(),
                 now: Vec::new(),
                 flushes: Vec::new(),
+                inflight: FuturesUnordered::new(),
+                last_started: None,
+                closed: false,
             },
         )
     }
@@ -192,6 +205,15 @@ struct Later {
     failures: u32,
 }
 
+/// A batch on its way, and whom to answer when it returns.
+struct Batch {
+    urgent: Vec<(String, oneshot::Sender<Result<(), StoreError>>)>,
+    due: Vec<Later>,
+}
+
+/// A batch request in flight; resolves to the batch and the keys that failed.
+type Sending = Pin<Box<dyn Future<Output = (Batch, Vec<(String, StoreError)>)> + Send>>;
+
 /// The task that sends batches; see [`Deleter::new`].
 pub struct DeleterTask {
     rx: mpsc::UnboundedReceiver<Request>,
@@ -202,6 +224,9 @@ pub struct DeleterTask {
     later: Vec<Later>,
     now: Vec<(String, oneshot::Sender<Result<(), StoreError>>)>,
     flushes: Vec<oneshot::Sender<()>>,
+    inflight: FuturesUnordered<Sending>,
+    last_started: Option<Instant>,
+    closed: bool,
 }
 
 impl DeleterTask {
@@ -209,23 +234,31 @@ impl DeleterTask {
     pub async fn run(mut self) {
         loop {
             let wake = self.next_wake();
-            let open = tokio::select! {
+            tokio::select! {
                 biased;
-                msg = self.rx.recv() => match msg {
-                    Some(msg) => { self.absorb(msg); true }
-                    None => false,
+                Some((batch, errors)) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.answer(batch, errors);
+                }
+                msg = self.rx.recv(), if !self.closed => match msg {
+                    Some(msg) => self.absorb(msg),
+                    None => self.closed = true,
                 },
-                _ = sleep_until_opt(wake) => true,
-            };
+                () = sleep_until_opt(wake) => {}
+            }
             // Group commit: take everything that queued while we waited or sent.
             while let Ok(msg) = self.rx.try_recv() {
                 self.absorb(msg);
             }
-            if open {
+            if !self.closed && self.inflight.is_empty() {
                 self.gather_announced().await;
             }
-            self.send_due(!open).await;
-            if !open && self.now.is_empty() && self.later.is_empty() {
+            self.start_due();
+            self.settle_flushes();
+            if self.closed
+                && self.now.is_empty()
+                && self.later.is_empty()
+                && self.inflight.is_empty()
+            {
                 self.answer_flushes();
                 return;
             }
@@ -247,7 +280,10 @@ impl DeleterTask {
                 biased;
                 msg = self.rx.recv() => match msg {
                     Some(msg) => self.absorb(msg),
-                    None => return,
+                    None => {
+                        self.closed = true;
+                        return;
+                    }
                 },
                 () = changed => {}
                 () = tokio::time::sleep_until(until) => return,
@@ -276,54 +312,81 @@ impl DeleterTask {
         }
     }
 
-    /// When a queued "later" delete must go even without company, or when a flush can next
-    /// make progress.
-    fn next_wake(&self) -> Option<Instant> {
-        let flushing = !self.flushes.is_empty();
-        self.later
-            .iter()
-            .map(|l| if flushing { l.not_before } else { l.send_by })
-            .min()
+    fn flushing(&self) -> bool {
+        self.closed || !self.flushes.is_empty()
     }
 
-    /// Send every "now" delete and every due "later" one, in batches of at most
-    /// [`MAX_DELETE_BATCH`].
-    async fn send_due(&mut self, closing: bool) {
+    /// When to look again: a "later" delete must go without company, a flush can progress, or
+    /// the batch in flight has stalled long enough to send another beside it. Never a time
+    /// already past while nothing can be sent (that would spin).
+    fn next_wake(&self) -> Option<Instant> {
+        let flushing = self.flushing();
+        let later = self
+            .later
+            .iter()
+            .map(|l| if flushing { l.not_before } else { l.send_by })
+            .min();
+        if self.inflight.is_empty() {
+            return later;
+        }
+        if self.inflight.len() >= MAX_IN_FLIGHT {
+            return None;
+        }
+        let stalled = self.last_started.map(|t| t + STALLED)?;
+        let queued = if self.now.is_empty() {
+            later
+        } else {
+            Some(stalled)
+        };
+        queued.map(|q| q.max(stalled))
+    }
+
+    /// Start a batch with every "now" delete and every due "later" one, unless a batch is in
+    /// flight and has not stalled. One batch at a time keeps batches large under load; a
+    /// second one beside a stalled batch keeps one slow request from holding up every claim.
+    fn start_due(&mut self) {
         let now = Instant::now();
-        let flushing = closing || !self.flushes.is_empty();
+        let may_start = self.inflight.is_empty()
+            || (self.inflight.len() < MAX_IN_FLIGHT
+                && self.last_started.is_some_and(|t| now >= t + STALLED));
+        if !may_start {
+            return;
+        }
+        let flushing = self.flushing();
         let riding = !self.now.is_empty();
-        let (due, waiting): (Vec<Later>, Vec<Later>) =
-            std::mem::take(&mut self.later).into_iter().partition(|l| {
-                l.not_before <= now && (riding || flushing || l.send_by <= now)
-            });
+        let (due, waiting): (Vec<Later>, Vec<Later>) = std::mem::take(&mut self.later)
+            .into_iter()
+            .partition(|l| l.not_before <= now && (riding || flushing || l.send_by <= now));
         self.later = waiting;
         let urgent = std::mem::take(&mut self.now);
         if due.is_empty() && urgent.is_empty() {
-            if closing {
-                // Nothing due yet: wait for the earliest "later" delete before looking again.
-                if let Some(wake) = self.next_wake() {
-                    tokio::time::sleep_until(wake).await;
-                }
-            }
-            if flushing && self.later.is_empty() {
-                self.answer_flushes();
-            }
             return;
         }
         let mut keys: Vec<String> = urgent.iter().map(|(k, _)| k.clone()).collect();
         keys.extend(due.iter().map(|l| l.key.clone()));
-        let mut errors: Vec<(String, StoreError)> = Vec::new();
-        for chunk in keys.chunks(MAX_DELETE_BATCH) {
-            errors.extend(self.send(chunk).await);
-        }
-        for (key, reply) in urgent {
+        let store = Arc::clone(&self.store);
+        let batch = Batch { urgent, due };
+        self.last_started = Some(now);
+        self.inflight.push(Box::pin(async move {
+            let mut errors = Vec::new();
+            for chunk in keys.chunks(MAX_DELETE_BATCH) {
+                errors.extend(send(store.as_ref(), chunk).await);
+            }
+            (batch, errors)
+        }));
+    }
+
+    /// Answer a returned batch; queue its failed "later" deletes again while their deadline
+    /// allows.
+    fn answer(&mut self, batch: Batch, mut errors: Vec<(String, StoreError)>) {
+        for (key, reply) in batch.urgent {
             let answer = match errors.iter().position(|(k, _)| *k == key) {
                 Some(i) => Err(errors.swap_remove(i).1),
                 None => Ok(()),
             };
             let _ = reply.send(answer);
         }
-        for mut l in due {
+        for mut l in batch.due {
             if let Some(i) = errors.iter().position(|(k, _)| *k == l.key) {
                 let (_, e) = errors.swap_remove(i);
                 l.failures += 1;
@@ -338,35 +401,18 @@ impl DeleterTask {
                 self.later.push(l);
             }
         }
-        if flushing && self.later.iter().all(|l| l.failures >= FLUSH_ATTEMPTS) {
-            self.give_up();
-        }
     }
 
-    /// One request: DELETE for a single key, DeleteObjects for several. A failed request
-    /// fails every key in it.
-    async fn send(&self, keys: &[String]) -> Vec<(String, StoreError)> {
-        let result = match keys {
-            [one] => self.store.delete(one).await.map(|()| Vec::new()),
-            many => self.store.delete_many(many).await,
-        };
-        match result {
-            Ok(failed) => failed,
-            Err(e) => {
-                let message = e.to_string();
-                keys.iter()
-                    .map(|k| {
-                        (
-                            k.clone(),
-                            StoreError::Transient {
-                                key: k.clone(),
-                                op: crate::store::Op::DeleteMany,
-                                message: message.clone(),
-                            },
-                        )
-                    })
-                    .collect()
-            }
+    /// Answer flushes once nothing they wait for is left, or give up on deletes that keep
+    /// failing.
+    fn settle_flushes(&mut self) {
+        if !self.flushing() || !self.inflight.is_empty() || !self.now.is_empty() {
+            return;
+        }
+        if self.later.is_empty() {
+            self.answer_flushes();
+        } else if self.later.iter().all(|l| l.failures >= FLUSH_ATTEMPTS) {
+            self.give_up();
         }
     }
 
@@ -381,6 +427,33 @@ impl DeleterTask {
             tracing::error!(key = %l.key, "giving up deleting a settled lock; the reaper will remove it after the lease");
         }
         self.answer_flushes();
+    }
+}
+
+/// One request: DELETE for a single key, DeleteObjects for several. A failed request fails
+/// every key in it.
+async fn send(store: &dyn Store, keys: &[String]) -> Vec<(String, StoreError)> {
+    let result = match keys {
+        [one] => store.delete(one).await.map(|()| Vec::new()),
+        many => store.delete_many(many).await,
+    };
+    match result {
+        Ok(failed) => failed,
+        Err(e) => {
+            let message = e.to_string();
+            keys.iter()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        StoreError::Transient {
+                            key: k.clone(),
+                            op: crate::store::Op::DeleteMany,
+                            message: message.clone(),
+                        },
+                    )
+                })
+                .collect()
+        }
     }
 }
 

@@ -212,9 +212,11 @@ async fn to_failed(
     Ok(Reaped::Failed)
 }
 
+/// Delete a stale lock at once, not through the batcher: a reaper's delete acts on what it
+/// just read, and must not wait behind other requests while a new claim takes the key.
 async fn delete_lock(q: &QueueCtx, key: &str) -> Result<(), QueueError> {
-    q.deleter
-        .delete_now(key)
+    q.store
+        .delete(key)
         .await
         .map_err(|e| QueueError::store("delete stale lock", key, e))
 }

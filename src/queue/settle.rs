@@ -32,7 +32,6 @@ pub async fn succeed(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
         copy_or_write(q, held, &done_key, m, "move lock to done").await?;
     }
     delete_settled_lock(q, held).await
-
 }
 
 /// The task failed for good: move it to `failed/` with `reason`.
@@ -42,7 +41,6 @@ pub async fn fail(q: &QueueCtx, held: &Held, reason: &str) -> Result<(), LeaseEr
     let m = failed_meta(q, held.attempt, held.created_at, reason);
     copy_or_write(q, held, &failed_key, m, "move lock to failed").await?;
     delete_settled_lock(q, held).await
-
 }
 
 /// Give the task back: pending again with `attempts` attempts counted, lock deleted.
@@ -71,8 +69,8 @@ pub async fn release(q: &QueueCtx, held: &Held, attempts: u32) -> Result<(), Lea
         }
     };
     created.map_err(|e| QueueError::store("recreate pending task", &held.pending_key, e))?;
-    q.deleter
-        .delete_now(&held.lock_key)
+    q.store
+        .delete(&held.lock_key)
         .await
         .map_err(|e| QueueError::store("delete released lock", &held.lock_key, e))?;
     Ok(())
@@ -90,8 +88,8 @@ async fn delete_settled_lock(q: &QueueCtx, held: &Held) -> Result<(), LeaseError
         );
         return Ok(());
     }
-    q.deleter
-        .delete_now(&held.lock_key)
+    q.store
+        .delete(&held.lock_key)
         .await
         .map_err(|e| QueueError::store("delete settled lock", &held.lock_key, e).into())
 }

@@ -192,11 +192,48 @@ async fn a_later_delete_goes_before_its_deadline_and_is_dropped_after_it() {
     assert_eq!(store.keys(""), vec!["b".to_owned()], "sent by its deadline");
     // A delete that keeps failing is given up once its deadline is near, not retried past it.
     store.fail_next(100);
-    deleter.delete_later("b", Instant::now(), Instant::now() + Duration::from_millis(1_500));
+    deleter.delete_later(
+        "b",
+        Instant::now(),
+        Instant::now() + Duration::from_millis(1_500),
+    );
     tokio::time::timeout(Duration::from_secs(30), deleter.flush())
         .await
         .expect("given up, not retried for ever");
     store.fail_next(0);
     tokio::time::sleep(Duration::from_secs(120)).await;
-    assert_eq!(store.keys(""), vec!["b".to_owned()], "never sent after the deadline");
+    assert_eq!(
+        store.keys(""),
+        vec!["b".to_owned()],
+        "never sent after the deadline"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_batch_does_not_hold_up_the_next_one() {
+    let (store, _stats) = store_with(&["slow", "fast"]);
+    let mut first = true;
+    store.set_fault_hook(Box::new(move |_| {
+        if std::mem::take(&mut first) {
+            crate::store::memory::Fault::Delay(Duration::from_secs(30))
+        } else {
+            crate::store::memory::Fault::None
+        }
+    }));
+    let (deleter, _task) = spawn(&store, Duration::from_secs(1));
+    let slow = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("slow").await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = Instant::now();
+    deleter.delete_now("fast").await.expect("fast");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(store.keys(""), vec!["slow".to_owned()]);
+    slow.await.expect("joined").expect("slow, eventually");
+    assert!(store.keys("").is_empty());
 }
