@@ -108,7 +108,7 @@ pub struct EngineOptions {
     /// quickly safe without re-reading it; nothing on atomic-copy stores.
     pub settle_hold: Option<Duration>,
     /// How long a due lock delete waits for other deletes to share a batch with. Default:
-    /// `poll_interval`.
+    /// twice `poll_interval`.
     pub delete_linger: Option<Duration>,
 }
 

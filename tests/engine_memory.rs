@@ -843,3 +843,42 @@ async fn four_workers_rarely_collide() {
         share * 100.0
     );
 }
+
+/// Requests per task when the queue trickles (one task a second, default intervals): printed
+/// for the report. Without company to batch with, each task pays its own deletes.
+#[tokio::test(start_paused = true)]
+async fn requests_per_task_when_the_queue_trickles() {
+    for atomic in [true, false] {
+        let store = MemoryStore::builder()
+            .atomic_copy(atomic)
+            .latency(Duration::from_millis(5), Duration::from_millis(20))
+            .build();
+        let rec = Recorder::ok();
+        let wc = bucketq::config::WorkerConfig::default();
+        let w = start(
+            &store,
+            "w",
+            one_queue(queue("mail"), wc),
+            &[("mail", rec.clone() as Arc<dyn Handler>)],
+            opts(30),
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let before = w.stats.grand_total();
+        let n = 300;
+        for i in 0..n {
+            store.insert(&format!("mail/{i:05}.task"), "x", Metadata::new(), None);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        until(Duration::from_secs(30), "all handled", || {
+            rec.runs().len() >= n
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let snapshot = w.stats.snapshot();
+        let per_task = (w.stats.grand_total() - before) as f64 / n as f64;
+        w.drain().await.expect("drain");
+        println!("trickle, atomic={atomic}: {per_task:.2} requests/task; totals {snapshot:?}");
+        assert!(per_task <= 5.0, "atomic={atomic}: {per_task:.2}");
+        assert!(store.keys("mail/").is_empty());
+    }
+}

@@ -129,9 +129,15 @@ fn unreachable_body(key: &str) -> Result<bool, StoreError> {
     })
 }
 
+/// How long a reaper that recreated a pending key gets to delete the lock before others take
+/// it for dead: its delete follows its create at once, so a few seconds is plenty.
+fn finish_grace(lease: Duration) -> Duration {
+    (lease / 4).min(Duration::from_secs(5))
+}
+
 /// The pending key exists beside a stale lock. If it was recreated just now from this lock (it
-/// is newer than the lock by most of a lease and younger than a lease), the reaper that wrote
-/// it deletes the lock; otherwise the lock is a leftover and goes.
+/// is newer than the lock by most of a lease and younger than [`finish_grace`]), the reaper
+/// that wrote it deletes the lock; otherwise the lock is a leftover and goes.
 async fn pending_exists(
     q: &QueueCtx,
     lock_key: &str,
@@ -153,7 +159,7 @@ async fn pending_exists(
         .clock
         .now()
         .duration_since(pending.meta.last_modified)
-        .map_or(true, |age| age < lease);
+        .map_or(true, |age| age < finish_grace(lease));
     if recreated_from_lock && fresh {
         return Ok(Reaped::LeftToOther);
     }

@@ -388,6 +388,7 @@ impl MemoryStore {
         let fault = locked(&self.client.plan).decide(&self.client.name, op, key);
         let (before, after) = self.client.draw_latency();
         if let Fault::Delay(stall) = fault {
+            self.record_trace(op, key, &format!("stalled {stall:?}"));
             tokio::time::sleep(stall).await;
         }
         if !before.is_zero() {

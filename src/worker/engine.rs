@@ -119,7 +119,9 @@ pub(crate) async fn serve(
         Recipe::AtomicCopy => Duration::ZERO,
         Recipe::PutFromGet => PUT_FROM_GET_SETTLE_HOLD,
     });
-    let linger = options.delete_linger.unwrap_or(worker.poll_interval);
+    // Two poll intervals: long enough for a settled lock to ride along with the next claim's
+    // delete when tasks trickle in one per poll.
+    let linger = options.delete_linger.unwrap_or(worker.poll_interval * 2);
     let (deleter, deleter_task) = Deleter::new(Arc::clone(&store), linger, DELETE_GATHER);
     let clock = Arc::new(StoreClock::new());
     let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(rand::Rng::gen(
@@ -195,6 +197,7 @@ pub(crate) async fn serve(
             std::future::pending::<()>().await;
         };
         tokio::select! {
+            biased;
             () = tasks.wait_idle() => {}
             () = grace_timer => {}
         }
