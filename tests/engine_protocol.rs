@@ -47,6 +47,7 @@ fn ctx(store: &MemoryStore, owner: &str) -> QueueCtx {
             max_age: None,
             max_payload_bytes: 1 << 20,
             on_success: OnSuccess::Delete,
+            margin: LEASE / 10,
         },
         metrics: Arc::new(Metrics::new(Arc::default())),
         deleter,

@@ -75,6 +75,22 @@ struct Scenario {
 }
 
 impl Scenario {
+    /// The store settings the workers are told: request timeout and retries, from which the
+    /// engine sizes its lease margin.
+    fn store_config(&self) -> bucketq::config::StoreConfig {
+        bucketq::config::StoreConfig {
+            request_timeout: self.lease / 20,
+            max_retries: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The longest a request may take under `store_config` (as the engine reckons it).
+    fn request_budget(&self) -> Duration {
+        let c = self.store_config();
+        c.request_timeout * (c.max_retries + 1) + Duration::from_secs(2) * c.max_retries
+    }
+
     fn draw(rng: &mut StdRng) -> Scenario {
         let lease = Duration::from_secs(rng.gen_range(6..=30));
         let poll = Duration::from_millis(rng.gen_range(50..=400));
@@ -363,7 +379,8 @@ fn start_worker(
     q.max_attempts = s.max_attempts;
     q.backoff = s.backoff;
     q.max_backoff = s.backoff * 8;
-    let config = engine_support::config(worker_config(s), vec![q]);
+    let mut config = engine_support::config(worker_config(s), vec![q]);
+    config.store = s.store_config();
     let shutdown = Shutdown::default();
     let ctx = WorkerContext {
         config: Arc::new(config),
@@ -438,9 +455,17 @@ fn install_faults(
                 _ => Fault::RetriedAfterLoss,
             }
         } else if roll < stall {
-            let stall = s.lease.mul_f64(rng.gen_range(0.2..1.6));
-            checker.disturbed(store.clock().now() + stall + s.lease);
-            Fault::Delay(stall)
+            // A request either reaches the store within the transport's budget (slow) or
+            // never (the transport gave up: a partition that may outlast the lease).
+            if rng.gen_bool(0.5) {
+                let slow = s.request_budget().mul_f64(rng.gen_range(0.1..0.9));
+                checker.disturbed(store.clock().now() + slow + s.lease);
+                Fault::Delay(slow)
+            } else {
+                let cut_off = s.lease.mul_f64(rng.gen_range(0.2..1.6));
+                checker.disturbed(store.clock().now() + cut_off + s.lease);
+                Fault::Timeout(cut_off)
+            }
         } else {
             Fault::None
         }
@@ -561,7 +586,7 @@ async fn simulate(seed: u64, world: World, trace: bool) -> Report {
             && store.keys(&format!("{QUEUE}/")).is_empty()
             && ids.iter().all(|id| settled(&store, &checker, id));
         // The last stall injected before the faults stopped may still be in flight.
-        let stalls_over = now >= fault_end + s.lease.mul_f64(1.7);
+        let stalls_over = now >= fault_end + s.lease.mul_f64(1.7) + s.request_budget();
         if stalls_over && finished {
             break;
         }

@@ -42,6 +42,11 @@ pub enum ClaimOutcome {
         /// Why.
         reason: String,
     },
+    /// The claim could not be completed safely; what it left is the reaper's to tidy.
+    Abandoned {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Try to claim one listed task.
@@ -105,7 +110,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         }
         Err(e) => return Err(QueueError::store("create lock", &held.lock_key, e)),
     }
-    held.confirm_lease(sent, q.limits.lease);
+    held.confirm_lease(sent, q.limits.lease, q.limits.margin);
     if q.recipe == Recipe::PutFromGet && get_sent.elapsed() >= q.settle_hold {
         match q.store.head(&held.pending_key).await {
             Ok(h) if h.meta.etag.eq_ignore_ascii_case(&held.etag) => {}
@@ -122,6 +127,15 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
                 ));
             }
         }
+    }
+    if !held.lease_valid(Instant::now()) {
+        // The claim itself took longer than the lease (a stalled request, a paused host): a
+        // reaper may already be dropping our lock because the pending key is still there.
+        // Deleting the pending key now could leave nothing; leave both to the reaper.
+        drop(expected);
+        return Ok(ClaimOutcome::Abandoned {
+            reason: "the claim took longer than the lease".into(),
+        });
     }
     let deleted = delete_pending(q, expected, &held.pending_key).await;
     if deleted.is_err() || !held.lease_valid(Instant::now()) {
@@ -185,28 +199,17 @@ async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
 }
 
 /// While the lease is ours, the lock is ours: recreate the pending key (create-if-absent, with
-/// the attempts used before this claim), then give the lock back. Past the lease a reaper may
-/// have acted: any lock at the key (ours gone stale, or a newer claim's) holds the task, and
-/// recreating the pending key beside a newer claim would run it twice; only when no lock is
-/// left is this worker's copy the last one, and the pending key is recreated.
+/// the attempts used before this claim), then give the lock back. Past the lease, a reaper may
+/// be dropping the lock right now because it saw the pending key before our delete took it:
+/// recreate the pending key whatever the lock says, and leave the lock alone. At worst the task
+/// runs once more; it is never left with neither key.
 async fn put_back(q: &QueueCtx, held: &Held, used: u32) -> Result<(), StoreError> {
     let user_meta = super::held::pending_meta(used, held.created_at, &held.token);
+    create_from_body(q, &held.pending_key, held.body.clone(), user_meta).await?;
     if held.lease_valid(Instant::now()) {
-        create_from_body(q, &held.pending_key, held.body.clone(), user_meta).await?;
-        if held.lease_valid(Instant::now()) {
-            give_back_lock(q, held).await;
-        }
-        return Ok(());
+        give_back_lock(q, held).await;
     }
-    match q.store.head(&held.lock_key).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::NotFound { .. }) => {
-            create_from_body(q, &held.pending_key, held.body.clone(), user_meta)
-                .await
-                .map(|_| ())
-        }
-        Err(e) => Err(e),
-    }
+    Ok(())
 }
 
 /// Why a task read for claiming must fail instead of running, if it must.

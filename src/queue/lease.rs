@@ -68,7 +68,7 @@ pub async fn refresh(q: &QueueCtx, held: &mut Held, check_token: bool) -> Result
             "the refresh was answered after the lease ran out",
         )),
         Ok(_) => {
-            held.confirm_lease(sent, q.limits.lease);
+            held.confirm_lease(sent, q.limits.lease, q.limits.margin);
             Ok(())
         }
         Err(StoreError::NotFound { .. }) => restore(q, held).await,
@@ -94,7 +94,7 @@ async fn restore(q: &QueueCtx, held: &mut Held) -> Result<(), LeaseError> {
         )),
         Ok(true) => {
             tracing::warn!(key = %held.lock_key, "restored a lock deleted while its lease was valid");
-            held.confirm_lease(sent, q.limits.lease);
+            held.confirm_lease(sent, q.limits.lease, q.limits.margin);
             Ok(())
         }
         Ok(false) => Err(lost(

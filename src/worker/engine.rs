@@ -157,7 +157,7 @@ pub(crate) async fn serve(
                     store: Arc::clone(&store),
                     recipe,
                     owner: owner.clone(),
-                    limits: Limits::new(&worker, q),
+                    limits: Limits::new(&worker, q, request_budget(&config.store)),
                     metrics: Arc::clone(&metrics),
                     deleter: deleter.clone(),
                     clock: Arc::clone(&clock),
@@ -212,6 +212,16 @@ pub(crate) async fn serve(
     }
     Ok(())
 }
+
+/// The longest one store call may take, the transport's retries included: a request sent
+/// within the lease takes effect within this, or not at all.
+fn request_budget(store: &crate::config::StoreConfig) -> Duration {
+    let tries = store.max_retries.saturating_add(1);
+    store.request_timeout * tries + RETRY_PAUSE_ALLOWANCE * store.max_retries
+}
+
+/// What the transport may wait between two tries of a request, at most (its backoff).
+const RETRY_PAUSE_ALLOWANCE: Duration = Duration::from_secs(2);
 
 /// The exclusivity checks, retried while the store is unreachable. `Ok(false)`: the drain
 /// started before the store answered.

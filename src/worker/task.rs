@@ -88,6 +88,10 @@ pub(crate) async fn claim_and_run(
             tracing::debug!(queue = %q.name, key = %candidate.listed.key, "claim lost to another worker");
             return;
         }
+        Ok(ClaimOutcome::Abandoned { reason }) => {
+            tracing::warn!(queue = %q.name, key = %candidate.listed.key, reason = %reason, "claim abandoned; the reaper tidies up after the lease");
+            return;
+        }
         Ok(ClaimOutcome::Failed { reason }) => {
             q.metrics.update(&q.name, |m| m.failed += 1);
             tracing::warn!(queue = %q.name, key = %candidate.listed.key, reason = %reason, "task moved to failed without running");
@@ -382,7 +386,7 @@ where
 /// How long a cancelled handler may take to return: a second, but well inside the lease's
 /// safety margin, so a handler that lost its lease is gone before anyone may reap it.
 fn cancel_wait(q: &QueueCtx) -> Duration {
-    Duration::from_secs(1).min(crate::queue::held::lease_margin(q.limits.lease) / 2)
+    Duration::from_secs(1).min(q.limits.margin / 2)
 }
 
 /// Why the task is too old to run, if it is.
