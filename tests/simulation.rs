@@ -18,7 +18,7 @@
 //!   handled twice;
 //! - the drain returns cleanly.
 //!
-//! `BUCKETQ_SIM_SEEDS` sets how many seeds to run (default 1000); `BUCKETQ_SIM_SEED` runs one
+//! `BUCKETQ_SIM_SEEDS` sets how many seeds to run (default 2000); `BUCKETQ_SIM_SEED` runs one
 //! seed and prints its request trace, for reading a failure.
 
 #[path = "engine_support/mod.rs"]
@@ -755,7 +755,7 @@ fn seed_count() -> u64 {
     std::env::var("BUCKETQ_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(2000)
 }
 
 /// Run `seeds` in parallel threads; the reports in seed order.

@@ -76,15 +76,20 @@ pub async fn release(q: &QueueCtx, held: &Held, attempts: u32) -> Result<(), Lea
     Ok(())
 }
 
-/// Delete a settled lock: batched and held a moment while the lease lasts (see
-/// [`QueueCtx::settle_hold`]), at once when it has run out, since a reaper may then act on it
-/// any time.
+/// Delete a settled lock: batched, and held a moment (see [`QueueCtx::settle_hold`]), while
+/// the lease lasts on the store; at once after that, since a reaper may then act on it any
+/// time. The deadline here is the lease itself less the clock-rate allowance, not the shorter
+/// [`Held::valid_until`]: the task is done, so a delete that lands late can at worst remove a
+/// newer claim's lock, which its owner restores (see [`super::lease`]); a task is never lost
+/// by it. Giving up earlier would only turn a short store outage into a second run.
 async fn delete_settled_lock(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
-    if held.lease_valid(Instant::now()) {
+    let lease = q.limits.lease;
+    let lease_end = held.confirmed_at + lease.saturating_sub(lease / 10);
+    if Instant::now() < lease_end {
         q.deleter.delete_later(
             &held.lock_key,
             held.pending_gone_at + q.settle_hold,
-            held.valid_until,
+            lease_end,
         );
         return Ok(());
     }
