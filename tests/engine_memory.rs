@@ -882,3 +882,22 @@ async fn requests_per_task_when_the_queue_trickles() {
         assert!(store.keys("mail/").is_empty());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn on_success_move_keeps_the_task_under_the_done_prefix() {
+    let store = MemoryStore::builder().build();
+    store.insert("mail/m.task", "kept", Metadata::new(), None);
+    let rec = Recorder::ok();
+    let mut wc = worker_config();
+    wc.on_success = bucketq::config::OnSuccess::Move;
+    let w = start(&store, "w", one_queue(queue("mail"), wc), &[("mail", rec.clone() as Arc<dyn Handler>)], opts(31));
+    until(Duration::from_secs(10), "moved", || {
+        store.object("done/mail/m.task").is_some() && store.keys("mail/").is_empty()
+    })
+    .await;
+    w.drain().await.expect("drain");
+    let done = store.object("done/mail/m.task").expect("done");
+    assert_eq!(done.body.as_ref(), b"kept");
+    assert_eq!(done.head.user_meta[meta::ATTEMPT], "1");
+    assert_eq!(rec.runs().len(), 1);
+}
