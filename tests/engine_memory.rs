@@ -890,7 +890,13 @@ async fn on_success_move_keeps_the_task_under_the_done_prefix() {
     let rec = Recorder::ok();
     let mut wc = worker_config();
     wc.on_success = bucketq::config::OnSuccess::Move;
-    let w = start(&store, "w", one_queue(queue("mail"), wc), &[("mail", rec.clone() as Arc<dyn Handler>)], opts(31));
+    let w = start(
+        &store,
+        "w",
+        one_queue(queue("mail"), wc),
+        &[("mail", rec.clone() as Arc<dyn Handler>)],
+        opts(31),
+    );
     until(Duration::from_secs(10), "moved", || {
         store.object("done/mail/m.task").is_some() && store.keys("mail/").is_empty()
     })

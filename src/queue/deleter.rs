@@ -40,6 +40,9 @@ const RETRY_LATER: Duration = Duration::from_secs(1);
 /// A batch in flight longer than this is stalled: the next one goes out beside it.
 const STALLED: Duration = Duration::from_millis(500);
 
+/// A "later" delete without company goes this long before its deadline at the latest.
+const SEND_AHEAD: Duration = Duration::from_millis(100);
+
 /// Batches in flight at most (one normally; more only beside stalled ones).
 const MAX_IN_FLIGHT: usize = 4;
 
@@ -304,7 +307,10 @@ impl DeleterTask {
             } => self.later.push(Later {
                 key,
                 not_before,
-                send_by: not_before.max((not_before + self.linger).min(deadline)),
+                send_by: not_before.max(
+                    (not_before + self.linger)
+                        .min(deadline.checked_sub(SEND_AHEAD).unwrap_or(deadline)),
+                ),
                 deadline,
                 failures: 0,
             }),
@@ -354,6 +360,14 @@ impl DeleterTask {
         }
         let flushing = self.flushing();
         let riding = !self.now.is_empty();
+        // Past its deadline the key may hold someone else's lock: never send it then.
+        self.later.retain(|l| {
+            let alive = now < l.deadline;
+            if !alive {
+                tracing::warn!(key = %l.key, "a settled lock's delete missed its deadline; the reaper will remove it");
+            }
+            alive
+        });
         let (due, waiting): (Vec<Later>, Vec<Later>) = std::mem::take(&mut self.later)
             .into_iter()
             .partition(|l| l.not_before <= now && (riding || flushing || l.send_by <= now));

@@ -237,3 +237,23 @@ async fn a_stalled_batch_does_not_hold_up_the_next_one() {
     slow.await.expect("joined").expect("slow, eventually");
     assert!(store.keys("").is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_later_delete_whose_deadline_passed_unsent_is_dropped() {
+    let (store, _stats) = store_with(&["a"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(60));
+    let start = Instant::now();
+    deleter.delete_later(
+        "a",
+        start + Duration::from_secs(1),
+        start + Duration::from_secs(2),
+    );
+    // The whole process stalls (a paused VM, a jump of the clock) past the deadline.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    deleter.flush().await;
+    assert_eq!(
+        store.keys(""),
+        vec!["a".to_owned()],
+        "not sent after its deadline"
+    );
+}
