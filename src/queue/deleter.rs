@@ -55,6 +55,7 @@ enum Request {
         key: String,
         not_before: Instant,
         deadline: Instant,
+        reply: oneshot::Sender<bool>,
     },
     Flush {
         reply: oneshot::Sender<()>,
@@ -176,17 +177,17 @@ impl Deleter {
 
     /// Delete `key` some time after `not_before`, batched with other deletes, and sent before
     /// `deadline` (the end of the lock's lease: past it, the key may hold someone else's lock).
-    /// A delete that has not succeeded by the deadline is dropped, leaving the lock to the
-    /// reaper.
-    pub fn delete_later(&self, key: &str, not_before: Instant, deadline: Instant) {
-        let sent = self.tx.send(Request::Later {
+    /// The receipt says `true` once the key is deleted, `false` if the delete could not be
+    /// sent in time (the caller decides what to do with the lock then).
+    pub fn delete_later(&self, key: &str, not_before: Instant, deadline: Instant) -> Receipt {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Later {
             key: key.to_owned(),
             not_before,
             deadline,
+            reply,
         });
-        if sent.is_err() {
-            tracing::warn!(key = %key, "delete batcher stopped; lock left for the reaper");
-        }
+        Receipt(rx)
     }
 
     /// Wait until every "later" delete queued so far has been sent (each once due).
@@ -198,6 +199,18 @@ impl Deleter {
     }
 }
 
+/// Whether a "later" delete happened; see [`Deleter::delete_later`].
+#[derive(Debug)]
+pub struct Receipt(oneshot::Receiver<bool>);
+
+impl Receipt {
+    /// `true` once the key is deleted; `false` if the delete missed its deadline (or the
+    /// batcher stopped).
+    pub async fn deleted(self) -> bool {
+        self.0.await.unwrap_or(false)
+    }
+}
+
 /// A queued "later" delete.
 struct Later {
     key: String,
@@ -206,6 +219,7 @@ struct Later {
     send_by: Instant,
     deadline: Instant,
     failures: u32,
+    reply: oneshot::Sender<bool>,
 }
 
 /// A batch on its way, and whom to answer when it returns.
@@ -304,6 +318,7 @@ impl DeleterTask {
                 key,
                 not_before,
                 deadline,
+                reply,
             } => self.later.push(Later {
                 key,
                 not_before,
@@ -313,6 +328,7 @@ impl DeleterTask {
                 ),
                 deadline,
                 failures: 0,
+                reply,
             }),
             Request::Flush { reply } => self.flushes.push(reply),
         }
@@ -361,13 +377,14 @@ impl DeleterTask {
         let flushing = self.flushing();
         let riding = !self.now.is_empty();
         // Past its deadline the key may hold someone else's lock: never send it then.
-        self.later.retain(|l| {
-            let alive = now < l.deadline;
-            if !alive {
-                tracing::warn!(key = %l.key, "a settled lock's delete missed its deadline; the reaper will remove it");
-            }
-            alive
-        });
+        let (alive, missed): (Vec<Later>, Vec<Later>) = std::mem::take(&mut self.later)
+            .into_iter()
+            .partition(|l| now < l.deadline);
+        self.later = alive;
+        for l in missed {
+            tracing::debug!(key = %l.key, "a settled lock's delete missed its deadline");
+            let _ = l.reply.send(false);
+        }
         let (due, waiting): (Vec<Later>, Vec<Later>) = std::mem::take(&mut self.later)
             .into_iter()
             .partition(|l| l.not_before <= now && (riding || flushing || l.send_by <= now));
@@ -406,13 +423,16 @@ impl DeleterTask {
                 l.failures += 1;
                 let retry_at = Instant::now() + RETRY_LATER * l.failures.min(30);
                 if retry_at >= l.deadline {
-                    tracing::warn!(key = %l.key, error = %e, "could not delete a settled lock before its lease ends; the reaper will remove it");
+                    tracing::debug!(key = %l.key, error = %e, "could not delete a settled lock before its deadline");
+                    let _ = l.reply.send(false);
                     continue;
                 }
                 tracing::warn!(key = %l.key, error = %e, failures = l.failures, "could not delete a settled lock; will retry");
                 l.not_before = retry_at;
                 l.send_by = retry_at;
                 self.later.push(l);
+            } else {
+                let _ = l.reply.send(true);
             }
         }
     }
@@ -439,6 +459,7 @@ impl DeleterTask {
     fn give_up(&mut self) {
         for l in self.later.drain(..) {
             tracing::error!(key = %l.key, "giving up deleting a settled lock; the reaper will remove it after the lease");
+            let _ = l.reply.send(false);
         }
         self.answer_flushes();
     }

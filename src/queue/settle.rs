@@ -77,22 +77,21 @@ pub async fn release(q: &QueueCtx, held: &Held, attempts: u32) -> Result<(), Lea
 }
 
 /// Delete a settled lock: batched, and held a moment (see [`QueueCtx::settle_hold`]), while
-/// the lease lasts on the store; at once after that, since a reaper may then act on it any
-/// time. The deadline here is the lease itself less the clock-rate allowance, not the shorter
-/// [`Held::valid_until`]: the task is done, so a delete that lands late can at worst remove a
-/// newer claim's lock, which its owner restores (see [`super::lease`]); a task is never lost
-/// by it. Giving up earlier would only turn a short store outage into a second run.
+/// the lease is provably ours. If that window closes before the batch goes (a store outage),
+/// check the lock on the store first ([`ensure_ours`]) and delete it directly; a lock too close
+/// to stale for that is left to the reaper.
 async fn delete_settled_lock(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
-    let lease = q.limits.lease;
-    let lease_end = held.confirmed_at + lease.saturating_sub(lease / 10);
-    if Instant::now() < lease_end {
-        q.deleter.delete_later(
+    if held.lease_valid(Instant::now()) {
+        let receipt = q.deleter.delete_later(
             &held.lock_key,
             held.pending_gone_at + q.settle_hold,
-            lease_end,
+            held.valid_until,
         );
-        return Ok(());
+        if receipt.deleted().await {
+            return Ok(());
+        }
     }
+    ensure_ours(q, held).await?;
     q.store
         .delete(&held.lock_key)
         .await
