@@ -114,6 +114,14 @@ pub(crate) async fn serve(
     }
 
     let worker = config.worker.clone();
+    let budget = request_budget(&config.store);
+    if budget > worker.lease / 2 {
+        tracing::warn!(
+            lease = ?worker.lease,
+            request_budget = ?budget,
+            "the lease is short next to the store's request timeout times its tries; leases are trusted for only half their length, so raise `lease` or lower `request_timeout`/`max_retries`"
+        );
+    }
     let recipe = Recipe::for_store(store.as_ref());
     let settle_hold = options.settle_hold.unwrap_or(match recipe {
         Recipe::AtomicCopy => Duration::ZERO,
@@ -157,7 +165,7 @@ pub(crate) async fn serve(
                     store: Arc::clone(&store),
                     recipe,
                     owner: owner.clone(),
-                    limits: Limits::new(&worker, q, request_budget(&config.store)),
+                    limits: Limits::new(&worker, q, budget),
                     metrics: Arc::clone(&metrics),
                     deleter: deleter.clone(),
                     clock: Arc::clone(&clock),
