@@ -26,7 +26,6 @@ use crate::store::{Store, StoreError};
 
 pub use id::worker_id;
 pub use observer::Observer;
-pub use tasks::{AbortOnDrop, TaskSet};
 
 /// The two shutdown signals: the first SIGTERM/SIGINT cancels `drain` (stop claiming, give
 /// running handlers `shutdown_grace`, then release their locks), a second cancels `abort`

@@ -109,7 +109,15 @@ pub(crate) async fn serve(
     // any credentials that can move tasks there. A worker killed mid-probe leaves one stray
     // `bucketq-probe-*` object there, which no queue picks up.
     let probe_prefix = config.worker.failed_prefix.clone();
-    if !startup_check(store.as_ref(), &probe_prefix, single_worker, &shutdown).await? {
+    if !startup_check(
+        store.as_ref(),
+        &probe_prefix,
+        single_worker,
+        &shutdown,
+        lifecycle.as_ref(),
+    )
+    .await?
+    {
         return Ok(());
     }
 
@@ -238,6 +246,7 @@ async fn startup_check(
     prefix: &str,
     single_worker: bool,
     shutdown: &Shutdown,
+    lifecycle: &dyn Lifecycle,
 ) -> Result<bool, WorkerError> {
     let mut wait = Duration::from_secs(1);
     let mut refusals = 0;
@@ -268,6 +277,8 @@ async fn startup_check(
             }
             Err(e) if e.is_auth() => return Err(WorkerError::Auth(e)),
             Err(e) if e.is_transient() => {
+                // Still alive, just waiting for the store: keep a watchdog satisfied.
+                lifecycle.alive();
                 tracing::warn!(error = %e, retry_in = ?wait, "store unreachable at startup; retrying");
                 tokio::select! {
                     biased;
