@@ -137,7 +137,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
             reason: "the claim took longer than the lease".into(),
         });
     }
-    let deleted = delete_pending(q, expected, &held.pending_key).await;
+    let deleted = delete_pending(q, expected, &held).await;
     if deleted.is_err() || !held.lease_valid(Instant::now()) {
         // The delete failed, or answered so late that a reaper may already have acted on our
         // lock: the pending key may be gone and the lock with it. Make sure the task exists as
@@ -159,23 +159,30 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
 async fn delete_pending(
     q: &QueueCtx,
     expected: super::deleter::Expected,
-    key: &str,
+    held: &Held,
 ) -> Result<(), QueueError> {
+    let key = &held.pending_key;
     let mut wait = std::time::Duration::from_millis(100);
-    let mut result = q.deleter.delete_expected(expected, key).await;
+    let mut result = q
+        .deleter
+        .delete_expected(expected, key, held.valid_until)
+        .await;
     for _ in 0..3 {
-        match result {
-            Ok(()) => return Ok(()),
-            Err(ref e) => {
-                tracing::debug!(key = %key, error = %e, "pending delete failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                result = q.deleter.delete_now(key).await;
-            }
+        let Err(ref e) = result else {
+            return Ok(());
+        };
+        tracing::debug!(key = %key, error = %e, "pending delete failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+        if !held.lease_valid(Instant::now()) {
+            // Never send it past the lease: a reaper may be dropping our lock because the
+            // pending key is still there.
+            break;
         }
+        result = q.deleter.delete_now(key, held.valid_until).await;
     }
     result.map_err(|e| {
-        tracing::warn!(key = %key, error = %e, "could not delete a claimed task's pending key; the lock is left for the reaper");
+        tracing::warn!(key = %key, error = %e, "could not delete a claimed task's pending key; the task goes back to pending");
         QueueError::store("delete pending task", key, e)
     })
 }

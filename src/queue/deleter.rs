@@ -49,6 +49,7 @@ const MAX_IN_FLIGHT: usize = 4;
 enum Request {
     Now {
         key: String,
+        deadline: Instant,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Later {
@@ -137,21 +138,29 @@ impl Deleter {
     }
 
     /// [`Deleter::delete_now`] for an announced delete.
-    pub async fn delete_expected(&self, expected: Expected, key: &str) -> Result<(), StoreError> {
-        let sent = self.send_now(key);
+    pub async fn delete_expected(
+        &self,
+        expected: Expected,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        let sent = self.send_now(key, deadline);
         drop(expected);
         sent?.await
     }
 
-    /// Delete `key` in the next batch and wait for the answer.
-    pub async fn delete_now(&self, key: &str) -> Result<(), StoreError> {
-        self.send_now(key)?.await
+    /// Delete `key` in the next batch and wait for the answer. A delete still unsent at
+    /// `deadline` is not sent at all and fails as transient: past it, acting on the key is no
+    /// longer safe for the caller.
+    pub async fn delete_now(&self, key: &str, deadline: Instant) -> Result<(), StoreError> {
+        self.send_now(key, deadline)?.await
     }
 
     /// Queue a "now" delete; the returned future is its answer.
     fn send_now(
         &self,
         key: &str,
+        deadline: Instant,
     ) -> Result<impl std::future::Future<Output = Result<(), StoreError>>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let stopped = || StoreError::Transient {
@@ -162,6 +171,7 @@ impl Deleter {
         self.tx
             .send(Request::Now {
                 key: key.to_owned(),
+                deadline,
                 reply,
             })
             .map_err(|_| stopped())?;
@@ -222,9 +232,12 @@ struct Later {
     reply: oneshot::Sender<bool>,
 }
 
+/// Where the answer of a "now" delete goes.
+type Answer = oneshot::Sender<Result<(), StoreError>>;
+
 /// A batch on its way, and whom to answer when it returns.
 struct Batch {
-    urgent: Vec<(String, oneshot::Sender<Result<(), StoreError>>)>,
+    urgent: Vec<(String, Answer)>,
     due: Vec<Later>,
 }
 
@@ -239,7 +252,7 @@ pub struct DeleterTask {
     gather: Duration,
     expecting: Arc<Expecting>,
     later: Vec<Later>,
-    now: Vec<(String, oneshot::Sender<Result<(), StoreError>>)>,
+    now: Vec<(String, Instant, Answer)>,
     flushes: Vec<oneshot::Sender<()>>,
     inflight: FuturesUnordered<Sending>,
     last_started: Option<Instant>,
@@ -313,7 +326,11 @@ impl DeleterTask {
 
     fn absorb(&mut self, msg: Request) {
         match msg {
-            Request::Now { key, reply } => self.now.push((key, reply)),
+            Request::Now {
+                key,
+                deadline,
+                reply,
+            } => self.now.push((key, deadline, reply)),
             Request::Later {
                 key,
                 not_before,
@@ -389,7 +406,18 @@ impl DeleterTask {
             .into_iter()
             .partition(|l| l.not_before <= now && (riding || flushing || l.send_by <= now));
         self.later = waiting;
-        let urgent = std::mem::take(&mut self.now);
+        let mut urgent = Vec::new();
+        for (key, deadline, reply) in std::mem::take(&mut self.now) {
+            if now < deadline {
+                urgent.push((key, reply));
+            } else {
+                let _ = reply.send(Err(StoreError::Transient {
+                    key,
+                    op: crate::store::Op::DeleteMany,
+                    message: "not sent: the caller's deadline passed while it waited".into(),
+                }));
+            }
+        }
         if due.is_empty() && urgent.is_empty() {
             return;
         }
