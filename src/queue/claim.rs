@@ -112,6 +112,9 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
     }
     held.confirm_lease(sent, q.limits.lease, q.limits.margin);
     if q.recipe == Recipe::PutFromGet && get_sent.elapsed() >= q.settle_hold {
+        if !held.lease_valid(Instant::now()) {
+            return Ok(abandoned(expected));
+        }
         match q.store.head(&held.pending_key).await {
             Ok(h) if h.meta.etag.eq_ignore_ascii_case(&held.etag) => {}
             Ok(_) | Err(StoreError::NotFound { .. }) => {
@@ -129,13 +132,7 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         }
     }
     if !held.lease_valid(Instant::now()) {
-        // The claim itself took longer than the lease (a stalled request, a paused host): a
-        // reaper may already be dropping our lock because the pending key is still there.
-        // Deleting the pending key now could leave nothing; leave both to the reaper.
-        drop(expected);
-        return Ok(ClaimOutcome::Abandoned {
-            reason: "the claim took longer than the lease".into(),
-        });
+        return Ok(abandoned(expected));
     }
     let deleted = delete_pending(q, expected, &held).await;
     if deleted.is_err() || !held.lease_valid(Instant::now()) {
@@ -150,6 +147,16 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
     }
     held.pending_gone_at = Instant::now();
     Ok(ClaimOutcome::Won(Box::new(held)))
+}
+
+/// The claim itself took longer than the lease (a stalled request, a paused host): a reaper
+/// may already be dropping our lock because the pending key is still there, so deleting either
+/// key now could leave nothing. Both are left to the reaper.
+fn abandoned(expected: super::deleter::Expected) -> ClaimOutcome {
+    drop(expected);
+    ClaimOutcome::Abandoned {
+        reason: "the claim took longer than the lease".into(),
+    }
 }
 
 /// Delete the pending key of a won claim, retrying a failure a few times. A failed delete may

@@ -69,6 +69,9 @@ pub async fn release(q: &QueueCtx, held: &Held, attempts: u32) -> Result<(), Lea
         }
     };
     created.map_err(|e| QueueError::store("recreate pending task", &held.pending_key, e))?;
+    // The pending key exists now. If the lease ran out meanwhile the lock is left: the reaper
+    // drops a stale lock beside a pending key.
+    ensure_ours(q, held).await?;
     q.store
         .delete(&held.lock_key)
         .await
