@@ -26,7 +26,6 @@ use crate::store::{Store, StoreError};
 
 pub use id::worker_id;
 pub use observer::Observer;
-pub use tasks::{AbortOnDrop, TaskSet};
 
 /// The two shutdown signals: the first SIGTERM/SIGINT cancels `drain` (stop claiming, give
 /// running handlers `shutdown_grace`, then release their locks), a second cancels `abort`
@@ -108,7 +107,7 @@ pub struct EngineOptions {
     /// quickly safe without re-reading it; nothing on atomic-copy stores.
     pub settle_hold: Option<Duration>,
     /// How long a due lock delete waits for other deletes to share a batch with. Default:
-    /// `poll_interval`.
+    /// twice `poll_interval`.
     pub delete_linger: Option<Duration>,
 }
 

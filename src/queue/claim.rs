@@ -35,11 +35,16 @@ use crate::store::{CopyOptions, Metadata, PutOptions, StoreError, WriteMode};
 #[allow(clippy::large_enum_variant)] // one per in-flight claim; boxing buys nothing
 pub enum ClaimOutcome {
     /// The lock is ours and the pending key is gone: run the handler.
-    Won(Held),
+    Won(Box<Held>),
     /// Another worker has the task, or it vanished: a claim conflict.
     Lost,
     /// The task was moved to `failed/` without running (too large, too old, attempts spent).
     Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The claim could not be completed safely; what it left is the reaper's to tidy.
+    Abandoned {
         /// Why.
         reason: String,
     },
@@ -106,8 +111,11 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         }
         Err(e) => return Err(QueueError::store("create lock", &held.lock_key, e)),
     }
-    held.confirm_lease(sent, q.limits.lease);
+    held.confirm_lease(sent, q.limits.lease, q.limits.margin);
     if q.recipe == Recipe::PutFromGet && get_sent.elapsed() >= q.settle_hold {
+        if !held.lease_valid(Instant::now()) {
+            return Ok(abandoned(expected));
+        }
         match q.store.head(&held.pending_key).await {
             Ok(h) if h.meta.etag.eq_ignore_ascii_case(&held.etag) => {}
             Ok(_) | Err(StoreError::NotFound { .. }) => {
@@ -124,7 +132,10 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
             }
         }
     }
-    let deleted = delete_pending(q, expected, &held.pending_key).await;
+    if !held.lease_valid(Instant::now()) {
+        return Ok(abandoned(expected));
+    }
+    let deleted = delete_pending(q, expected, &held).await;
     if deleted.is_err() || !held.lease_valid(Instant::now()) {
         // The delete failed, or answered so late that a reaper may already have acted on our
         // lock: the pending key may be gone and the lock with it. Make sure the task exists as
@@ -136,7 +147,17 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         };
     }
     held.pending_gone_at = Instant::now();
-    Ok(ClaimOutcome::Won(held))
+    Ok(ClaimOutcome::Won(Box::new(held)))
+}
+
+/// The claim itself took longer than the lease (a stalled request, a paused host): a reaper
+/// may already be dropping our lock because the pending key is still there, so deleting either
+/// key now could leave nothing. Both are left to the reaper.
+fn abandoned(expected: super::deleter::Expected) -> ClaimOutcome {
+    drop(expected);
+    ClaimOutcome::Abandoned {
+        reason: "the claim took longer than the lease".into(),
+    }
 }
 
 /// Delete the pending key of a won claim, retrying a failure a few times. A failed delete may
@@ -146,42 +167,42 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
 async fn delete_pending(
     q: &QueueCtx,
     expected: super::deleter::Expected,
-    key: &str,
+    held: &Held,
 ) -> Result<(), QueueError> {
+    let key = &held.pending_key;
     let mut wait = std::time::Duration::from_millis(100);
-    let mut result = q.deleter.delete_expected(expected, key).await;
+    let mut result = q
+        .deleter
+        .delete_expected(expected, key, held.valid_until)
+        .await;
     for _ in 0..3 {
-        match result {
-            Ok(()) => return Ok(()),
-            Err(ref e) => {
-                tracing::debug!(key = %key, error = %e, "pending delete failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                result = q.deleter.delete_now(key).await;
-            }
+        let Err(ref e) = result else {
+            return Ok(());
+        };
+        tracing::debug!(key = %key, error = %e, "pending delete failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+        if !held.lease_valid(Instant::now()) {
+            // Never send it past the lease: a reaper may be dropping our lock because the
+            // pending key is still there.
+            break;
         }
+        result = q.deleter.delete_now(key, held.valid_until).await;
     }
     result.map_err(|e| {
-        tracing::warn!(key = %key, error = %e, "could not delete a claimed task's pending key; the lock is left for the reaper");
+        tracing::warn!(key = %key, error = %e, "could not delete a claimed task's pending key; the task goes back to pending");
         QueueError::store("delete pending task", key, e)
     })
 }
 
-/// After a pending delete that failed or answered late: recreate the pending key from memory
-/// (create-if-absent, so an existing one is left alone) with the attempts used before this
-/// claim, then, if the lease is still ours, give the lock back. If the pending key cannot be
-/// written, the lock stays: the reaper recreates the task from it.
+/// After a pending delete that failed or answered late, make sure the task still exists
+/// somewhere other than this worker's memory. Retried a few times; if the store stays
+/// unreachable the lock is left for the reaper, which recreates the task from it.
 async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
-    let user_meta = super::held::pending_meta(used, held.created_at, &held.token);
     let mut wait = std::time::Duration::from_millis(100);
     for _ in 0..4 {
-        match create_from_body(q, &held.pending_key, held.body.clone(), user_meta.clone()).await {
-            Ok(_) => {
-                if held.lease_valid(Instant::now()) {
-                    give_back_lock(q, held).await;
-                }
-                return;
-            }
+        match put_back(q, held, used).await {
+            Ok(()) => return,
             Err(e) => {
                 tracing::warn!(key = %held.pending_key, error = %e, "could not put a task back to pending; retrying");
                 tokio::time::sleep(wait).await;
@@ -190,6 +211,20 @@ async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
         }
     }
     tracing::error!(key = %held.pending_key, "could not put a task back to pending; its lock is left for the reaper");
+}
+
+/// While the lease is ours, the lock is ours: recreate the pending key (create-if-absent, with
+/// the attempts used before this claim), then give the lock back. Past the lease, a reaper may
+/// be dropping the lock right now because it saw the pending key before our delete took it:
+/// recreate the pending key whatever the lock says, and leave the lock alone. At worst the task
+/// runs once more; it is never left with neither key.
+async fn put_back(q: &QueueCtx, held: &Held, used: u32) -> Result<(), StoreError> {
+    let user_meta = super::held::pending_meta(used, held.created_at, &held.token);
+    create_from_body(q, &held.pending_key, held.body.clone(), user_meta).await?;
+    if held.lease_valid(Instant::now()) {
+        give_back_lock(q, held).await;
+    }
+    Ok(())
 }
 
 /// Why a task read for claiming must fail instead of running, if it must.
@@ -299,8 +334,8 @@ pub async fn fail_pending(
         }
         Err(e) => return Err(QueueError::store("copy task to failed", &failed_key, e)),
     }
-    q.deleter
-        .delete_now(&candidate.listed.key)
+    q.store
+        .delete(&candidate.listed.key)
         .await
         .map_err(|e| QueueError::store("delete pending task", &candidate.listed.key, e))?;
     Ok(ClaimOutcome::Failed { reason })

@@ -49,12 +49,16 @@ pub struct Limits {
     pub max_payload_bytes: u64,
     /// Delete or move succeeded tasks.
     pub on_success: OnSuccess,
+    /// How much of the lease a worker does not count on ([`super::held::lease_margin`]).
+    pub margin: Duration,
 }
 
 impl Limits {
-    /// Limits from the configs.
-    pub fn new(worker: &WorkerConfig, queue: &QueueConfig) -> Self {
+    /// Limits from the configs; `request_budget` is the longest a store request may take,
+    /// retries included.
+    pub fn new(worker: &WorkerConfig, queue: &QueueConfig, request_budget: Duration) -> Self {
         Limits {
+            margin: super::held::lease_margin(worker.lease, request_budget),
             lease: worker.lease,
             max_attempts: queue.max_attempts.max(1),
             max_age: queue.max_age,

@@ -18,9 +18,13 @@
 //! way to join it, so concurrent claims share one request instead of racing each other into
 //! several small ones.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
@@ -33,15 +37,26 @@ const FLUSH_ATTEMPTS: u32 = 5;
 /// Wait before retrying a failed "later" delete while running.
 const RETRY_LATER: Duration = Duration::from_secs(1);
 
+/// A batch in flight longer than this is stalled: the next one goes out beside it.
+const STALLED: Duration = Duration::from_millis(500);
+
+/// A "later" delete without company goes this long before its deadline at the latest.
+const SEND_AHEAD: Duration = Duration::from_millis(100);
+
+/// Batches in flight at most (one normally; more only beside stalled ones).
+const MAX_IN_FLIGHT: usize = 4;
+
 enum Request {
     Now {
         key: String,
+        deadline: Instant,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Later {
         key: String,
         not_before: Instant,
         deadline: Instant,
+        reply: oneshot::Sender<bool>,
     },
     Flush {
         reply: oneshot::Sender<()>,
@@ -107,6 +122,9 @@ impl Deleter {
                 later: Vec::new(),
                 now: Vec::new(),
                 flushes: Vec::new(),
+                inflight: FuturesUnordered::new(),
+                last_started: None,
+                closed: false,
             },
         )
     }
@@ -120,21 +138,29 @@ impl Deleter {
     }
 
     /// [`Deleter::delete_now`] for an announced delete.
-    pub async fn delete_expected(&self, expected: Expected, key: &str) -> Result<(), StoreError> {
-        let sent = self.send_now(key);
+    pub async fn delete_expected(
+        &self,
+        expected: Expected,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        let sent = self.send_now(key, deadline);
         drop(expected);
         sent?.await
     }
 
-    /// Delete `key` in the next batch and wait for the answer.
-    pub async fn delete_now(&self, key: &str) -> Result<(), StoreError> {
-        self.send_now(key)?.await
+    /// Delete `key` in the next batch and wait for the answer. A delete still unsent at
+    /// `deadline` is not sent at all and fails as transient: past it, acting on the key is no
+    /// longer safe for the caller.
+    pub async fn delete_now(&self, key: &str, deadline: Instant) -> Result<(), StoreError> {
+        self.send_now(key, deadline)?.await
     }
 
     /// Queue a "now" delete; the returned future is its answer.
     fn send_now(
         &self,
         key: &str,
+        deadline: Instant,
     ) -> Result<impl std::future::Future<Output = Result<(), StoreError>>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let stopped = || StoreError::Transient {
@@ -145,6 +171,7 @@ impl Deleter {
         self.tx
             .send(Request::Now {
                 key: key.to_owned(),
+                deadline,
                 reply,
             })
             .map_err(|_| stopped())?;
@@ -160,17 +187,17 @@ impl Deleter {
 
     /// Delete `key` some time after `not_before`, batched with other deletes, and sent before
     /// `deadline` (the end of the lock's lease: past it, the key may hold someone else's lock).
-    /// A delete that has not succeeded by the deadline is dropped, leaving the lock to the
-    /// reaper.
-    pub fn delete_later(&self, key: &str, not_before: Instant, deadline: Instant) {
-        let sent = self.tx.send(Request::Later {
+    /// The receipt says `true` once the key is deleted, `false` if the delete could not be
+    /// sent in time (the caller decides what to do with the lock then).
+    pub fn delete_later(&self, key: &str, not_before: Instant, deadline: Instant) -> Receipt {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Later {
             key: key.to_owned(),
             not_before,
             deadline,
+            reply,
         });
-        if sent.is_err() {
-            tracing::warn!(key = %key, "delete batcher stopped; lock left for the reaper");
-        }
+        Receipt(rx)
     }
 
     /// Wait until every "later" delete queued so far has been sent (each once due).
@@ -182,6 +209,18 @@ impl Deleter {
     }
 }
 
+/// Whether a "later" delete happened; see [`Deleter::delete_later`].
+#[derive(Debug)]
+pub struct Receipt(oneshot::Receiver<bool>);
+
+impl Receipt {
+    /// `true` once the key is deleted; `false` if the delete missed its deadline (or the
+    /// batcher stopped).
+    pub async fn deleted(self) -> bool {
+        self.0.await.unwrap_or(false)
+    }
+}
+
 /// A queued "later" delete.
 struct Later {
     key: String,
@@ -190,7 +229,20 @@ struct Later {
     send_by: Instant,
     deadline: Instant,
     failures: u32,
+    reply: oneshot::Sender<bool>,
 }
+
+/// Where the answer of a "now" delete goes.
+type Answer = oneshot::Sender<Result<(), StoreError>>;
+
+/// A batch on its way, and whom to answer when it returns.
+struct Batch {
+    urgent: Vec<(String, Answer)>,
+    due: Vec<Later>,
+}
+
+/// A batch request in flight; resolves to the batch and the keys that failed.
+type Sending = Pin<Box<dyn Future<Output = (Batch, Vec<(String, StoreError)>)> + Send>>;
 
 /// The task that sends batches; see [`Deleter::new`].
 pub struct DeleterTask {
@@ -200,8 +252,11 @@ pub struct DeleterTask {
     gather: Duration,
     expecting: Arc<Expecting>,
     later: Vec<Later>,
-    now: Vec<(String, oneshot::Sender<Result<(), StoreError>>)>,
+    now: Vec<(String, Instant, Answer)>,
     flushes: Vec<oneshot::Sender<()>>,
+    inflight: FuturesUnordered<Sending>,
+    last_started: Option<Instant>,
+    closed: bool,
 }
 
 impl DeleterTask {
@@ -209,23 +264,31 @@ impl DeleterTask {
     pub async fn run(mut self) {
         loop {
             let wake = self.next_wake();
-            let open = tokio::select! {
+            tokio::select! {
                 biased;
-                msg = self.rx.recv() => match msg {
-                    Some(msg) => { self.absorb(msg); true }
-                    None => false,
+                Some((batch, errors)) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.answer(batch, errors);
+                }
+                msg = self.rx.recv(), if !self.closed => match msg {
+                    Some(msg) => self.absorb(msg),
+                    None => self.closed = true,
                 },
-                _ = sleep_until_opt(wake) => true,
-            };
+                () = sleep_until_opt(wake) => {}
+            }
             // Group commit: take everything that queued while we waited or sent.
             while let Ok(msg) = self.rx.try_recv() {
                 self.absorb(msg);
             }
-            if open {
+            if !self.closed && self.inflight.is_empty() {
                 self.gather_announced().await;
             }
-            self.send_due(!open).await;
-            if !open && self.now.is_empty() && self.later.is_empty() {
+            self.start_due();
+            self.settle_flushes();
+            if self.closed
+                && self.now.is_empty()
+                && self.later.is_empty()
+                && self.inflight.is_empty()
+            {
                 self.answer_flushes();
                 return;
             }
@@ -247,7 +310,10 @@ impl DeleterTask {
                 biased;
                 msg = self.rx.recv() => match msg {
                     Some(msg) => self.absorb(msg),
-                    None => return,
+                    None => {
+                        self.closed = true;
+                        return;
+                    }
                 },
                 () = changed => {}
                 () = tokio::time::sleep_until(until) => return,
@@ -260,112 +326,155 @@ impl DeleterTask {
 
     fn absorb(&mut self, msg: Request) {
         match msg {
-            Request::Now { key, reply } => self.now.push((key, reply)),
+            Request::Now {
+                key,
+                deadline,
+                reply,
+            } => self.now.push((key, deadline, reply)),
             Request::Later {
                 key,
                 not_before,
                 deadline,
+                reply,
             } => self.later.push(Later {
                 key,
                 not_before,
-                send_by: not_before.max((not_before + self.linger).min(deadline)),
+                send_by: not_before.max(
+                    (not_before + self.linger)
+                        .min(deadline.checked_sub(SEND_AHEAD).unwrap_or(deadline)),
+                ),
                 deadline,
                 failures: 0,
+                reply,
             }),
             Request::Flush { reply } => self.flushes.push(reply),
         }
     }
 
-    /// When a queued "later" delete must go even without company, or when a flush can next
-    /// make progress.
-    fn next_wake(&self) -> Option<Instant> {
-        let flushing = !self.flushes.is_empty();
-        self.later
-            .iter()
-            .map(|l| if flushing { l.not_before } else { l.send_by })
-            .min()
+    fn flushing(&self) -> bool {
+        self.closed || !self.flushes.is_empty()
     }
 
-    /// Send every "now" delete and every due "later" one, in batches of at most
-    /// [`MAX_DELETE_BATCH`].
-    async fn send_due(&mut self, closing: bool) {
+    /// When to look again: a "later" delete must go without company, a flush can progress, or
+    /// the batch in flight has stalled long enough to send another beside it. Never a time
+    /// already past while nothing can be sent (that would spin).
+    fn next_wake(&self) -> Option<Instant> {
+        let flushing = self.flushing();
+        let later = self
+            .later
+            .iter()
+            .map(|l| if flushing { l.not_before } else { l.send_by })
+            .min();
+        if self.inflight.is_empty() {
+            return later;
+        }
+        if self.inflight.len() >= MAX_IN_FLIGHT {
+            return None;
+        }
+        let stalled = self.last_started.map(|t| t + STALLED)?;
+        let queued = if self.now.is_empty() {
+            later
+        } else {
+            Some(stalled)
+        };
+        queued.map(|q| q.max(stalled))
+    }
+
+    /// Start a batch with every "now" delete and every due "later" one, unless a batch is in
+    /// flight and has not stalled. One batch at a time keeps batches large under load; a
+    /// second one beside a stalled batch keeps one slow request from holding up every claim.
+    fn start_due(&mut self) {
         let now = Instant::now();
-        let flushing = closing || !self.flushes.is_empty();
+        let may_start = self.inflight.is_empty()
+            || (self.inflight.len() < MAX_IN_FLIGHT
+                && self.last_started.is_some_and(|t| now >= t + STALLED));
+        if !may_start {
+            return;
+        }
+        let flushing = self.flushing();
         let riding = !self.now.is_empty();
+        // Past its deadline the key may hold someone else's lock: never send it then.
+        let (alive, missed): (Vec<Later>, Vec<Later>) = std::mem::take(&mut self.later)
+            .into_iter()
+            .partition(|l| now < l.deadline);
+        self.later = alive;
+        for l in missed {
+            tracing::debug!(key = %l.key, "a settled lock's delete missed its deadline");
+            let _ = l.reply.send(false);
+        }
         let (due, waiting): (Vec<Later>, Vec<Later>) = std::mem::take(&mut self.later)
             .into_iter()
             .partition(|l| l.not_before <= now && (riding || flushing || l.send_by <= now));
         self.later = waiting;
-        let urgent = std::mem::take(&mut self.now);
+        let mut urgent = Vec::new();
+        for (key, deadline, reply) in std::mem::take(&mut self.now) {
+            if now < deadline {
+                urgent.push((key, reply));
+            } else {
+                let _ = reply.send(Err(StoreError::Transient {
+                    key,
+                    op: crate::store::Op::DeleteMany,
+                    message: "not sent: the caller's deadline passed while it waited".into(),
+                }));
+            }
+        }
         if due.is_empty() && urgent.is_empty() {
-            if closing {
-                // Nothing due yet: wait for the earliest "later" delete before looking again.
-                if let Some(wake) = self.next_wake() {
-                    tokio::time::sleep_until(wake).await;
-                }
-            }
-            if flushing && self.later.is_empty() {
-                self.answer_flushes();
-            }
             return;
         }
         let mut keys: Vec<String> = urgent.iter().map(|(k, _)| k.clone()).collect();
         keys.extend(due.iter().map(|l| l.key.clone()));
-        let mut errors: Vec<(String, StoreError)> = Vec::new();
-        for chunk in keys.chunks(MAX_DELETE_BATCH) {
-            errors.extend(self.send(chunk).await);
-        }
-        for (key, reply) in urgent {
+        let store = Arc::clone(&self.store);
+        let batch = Batch { urgent, due };
+        self.last_started = Some(now);
+        self.inflight.push(Box::pin(async move {
+            let mut errors = Vec::new();
+            for chunk in keys.chunks(MAX_DELETE_BATCH) {
+                errors.extend(send(store.as_ref(), chunk).await);
+            }
+            (batch, errors)
+        }));
+    }
+
+    /// Answer a returned batch; queue its failed "later" deletes again while their deadline
+    /// allows.
+    fn answer(&mut self, batch: Batch, mut errors: Vec<(String, StoreError)>) {
+        for (key, reply) in batch.urgent {
             let answer = match errors.iter().position(|(k, _)| *k == key) {
                 Some(i) => Err(errors.swap_remove(i).1),
                 None => Ok(()),
             };
             let _ = reply.send(answer);
         }
-        for mut l in due {
+        for mut l in batch.due {
             if let Some(i) = errors.iter().position(|(k, _)| *k == l.key) {
                 let (_, e) = errors.swap_remove(i);
                 l.failures += 1;
                 let retry_at = Instant::now() + RETRY_LATER * l.failures.min(30);
                 if retry_at >= l.deadline {
-                    tracing::warn!(key = %l.key, error = %e, "could not delete a settled lock before its lease ends; the reaper will remove it");
+                    tracing::debug!(key = %l.key, error = %e, "could not delete a settled lock before its deadline");
+                    let _ = l.reply.send(false);
                     continue;
                 }
                 tracing::warn!(key = %l.key, error = %e, failures = l.failures, "could not delete a settled lock; will retry");
                 l.not_before = retry_at;
                 l.send_by = retry_at;
                 self.later.push(l);
+            } else {
+                let _ = l.reply.send(true);
             }
-        }
-        if flushing && self.later.iter().all(|l| l.failures >= FLUSH_ATTEMPTS) {
-            self.give_up();
         }
     }
 
-    /// One request: DELETE for a single key, DeleteObjects for several. A failed request
-    /// fails every key in it.
-    async fn send(&self, keys: &[String]) -> Vec<(String, StoreError)> {
-        let result = match keys {
-            [one] => self.store.delete(one).await.map(|()| Vec::new()),
-            many => self.store.delete_many(many).await,
-        };
-        match result {
-            Ok(failed) => failed,
-            Err(e) => {
-                let message = e.to_string();
-                keys.iter()
-                    .map(|k| {
-                        (
-                            k.clone(),
-                            StoreError::Transient {
-                                key: k.clone(),
-                                op: crate::store::Op::DeleteMany,
-                                message: message.clone(),
-                            },
-                        )
-                    })
-                    .collect()
-            }
+    /// Answer flushes once nothing they wait for is left, or give up on deletes that keep
+    /// failing.
+    fn settle_flushes(&mut self) {
+        if !self.flushing() || !self.inflight.is_empty() || !self.now.is_empty() {
+            return;
+        }
+        if self.later.is_empty() {
+            self.answer_flushes();
+        } else if self.later.iter().all(|l| l.failures >= FLUSH_ATTEMPTS) {
+            self.give_up();
         }
     }
 
@@ -378,8 +487,36 @@ impl DeleterTask {
     fn give_up(&mut self) {
         for l in self.later.drain(..) {
             tracing::error!(key = %l.key, "giving up deleting a settled lock; the reaper will remove it after the lease");
+            let _ = l.reply.send(false);
         }
         self.answer_flushes();
+    }
+}
+
+/// One request: DELETE for a single key, DeleteObjects for several. A failed request fails
+/// every key in it.
+async fn send(store: &dyn Store, keys: &[String]) -> Vec<(String, StoreError)> {
+    let result = match keys {
+        [one] => store.delete(one).await.map(|()| Vec::new()),
+        many => store.delete_many(many).await,
+    };
+    match result {
+        Ok(failed) => failed,
+        Err(e) => {
+            let message = e.to_string();
+            keys.iter()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        StoreError::Transient {
+                            key: k.clone(),
+                            op: crate::store::Op::DeleteMany,
+                            message: message.clone(),
+                        },
+                    )
+                })
+                .collect()
+        }
     }
 }
 

@@ -32,9 +32,9 @@ pub struct Held {
     /// When this claim was made (store clock estimate).
     pub claimed_at: SystemTime,
     /// Local time until which the lock is provably ours: the send time of the last write that
-    /// moved its LastModified, plus the lease, minus a margin for clock-rate differences. No
-    /// other worker may reap the lock before then, because reaping needs the lock's
-    /// LastModified (which is after that send time) to be a whole lease old on the store.
+    /// moved its LastModified, plus the lease, minus [`lease_margin`]. No other worker may reap
+    /// the lock before then, because reaping needs the lock's LastModified (which is after that
+    /// send time) to be a whole lease old on the store.
     pub valid_until: Instant,
     /// Local send time of the last write that moved the lock's LastModified.
     pub confirmed_at: Instant,
@@ -60,17 +60,22 @@ impl Held {
         now < self.valid_until
     }
 
-    /// Record that a write sent at `sent` moved the lock's LastModified.
-    pub fn confirm_lease(&mut self, sent: Instant, lease: Duration) {
+    /// Record that a write sent at `sent` moved the lock's LastModified; `margin` is how much
+    /// of the lease this worker does not count on (see [`lease_margin`]).
+    pub fn confirm_lease(&mut self, sent: Instant, lease: Duration, margin: Duration) {
         self.confirmed_at = sent;
-        self.valid_until = sent + lease.saturating_sub(lease_margin(lease));
+        self.valid_until = sent + lease.saturating_sub(margin);
     }
 }
 
-/// How much shorter than the lease this worker trusts its own lease to be: a tenth, for the
-/// difference in clock rates between this host and the store over one lease.
-pub fn lease_margin(lease: Duration) -> Duration {
-    lease / 10
+/// How much shorter than the lease a worker trusts its own lease to be. Two things eat into
+/// it: the difference in clock rates between this host and the store (a tenth of the lease is
+/// generous), and the time a request may take to reach the store, `request_budget` (the
+/// transport's timeout times its tries): a lease write is only sent while the lease is valid,
+/// so it takes effect before the lease ends on the store, before any reaper may act. Capped at
+/// half the lease, so a lease is always refreshed (every third of it) before it runs out.
+pub fn lease_margin(lease: Duration, request_budget: Duration) -> Duration {
+    (lease / 10).max(request_budget).min(lease / 2)
 }
 
 /// Metadata of a pending key recreated from a lock (reap, release): the attempts it has used,

@@ -68,7 +68,7 @@ pub async fn refresh(q: &QueueCtx, held: &mut Held, check_token: bool) -> Result
             "the refresh was answered after the lease ran out",
         )),
         Ok(_) => {
-            held.confirm_lease(sent, q.limits.lease);
+            held.confirm_lease(sent, q.limits.lease, q.limits.margin);
             Ok(())
         }
         Err(StoreError::NotFound { .. }) => restore(q, held).await,
@@ -94,7 +94,7 @@ async fn restore(q: &QueueCtx, held: &mut Held) -> Result<(), LeaseError> {
         )),
         Ok(true) => {
             tracing::warn!(key = %held.lock_key, "restored a lock deleted while its lease was valid");
-            held.confirm_lease(sent, q.limits.lease);
+            held.confirm_lease(sent, q.limits.lease, q.limits.margin);
             Ok(())
         }
         Ok(false) => Err(lost(
@@ -112,16 +112,34 @@ fn lost(held: &Held, reason: &str) -> LeaseError {
     }
 }
 
-/// Check the lock is still ours before acting on it: free while the lease is provably valid,
-/// a HEAD after that.
+/// Check the lock is still ours before acting on it: free while the lease is provably valid.
+/// After that, read the lock: it must carry our token, and its LastModified must leave more
+/// than the margin of the lease on the store's clock, so what we do next lands before any
+/// reaper may act. A lock closer to stale than that is left to the reaper (the task may then
+/// run again, but no reaper's delete can race ours onto a newer claim).
 pub async fn ensure_ours(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
     if held.lease_valid(Instant::now()) {
         return Ok(());
     }
-    match lock_token(q, &held.lock_key).await {
-        Ok(Some(token)) if token == held.token => Ok(()),
-        Ok(Some(_)) => Err(lost(held, "the lock carries another worker's token")),
-        Ok(None) => Err(lost(held, "the lock is gone and the lease ran out")),
-        Err(e) => Err(QueueError::store("read lock", &held.lock_key, e).into()),
+    let head = match q.store.head(&held.lock_key).await {
+        Ok(head) => head,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(lost(held, "the lock is gone and the lease ran out"))
+        }
+        Err(e) => return Err(QueueError::store("read lock", &held.lock_key, e).into()),
+    };
+    if head.user_meta.get(super::meta::TOKEN) != Some(&held.token) {
+        return Err(lost(held, "the lock carries another worker's token"));
     }
+    let stale_at = head.meta.last_modified + q.limits.lease;
+    let left = stale_at
+        .duration_since(q.clock.now())
+        .unwrap_or(std::time::Duration::ZERO);
+    if left <= q.limits.margin {
+        return Err(lost(
+            held,
+            "the lease ran out on the store; the reaper takes the task back",
+        ));
+    }
+    Ok(())
 }

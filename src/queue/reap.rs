@@ -97,7 +97,11 @@ pub async fn reap(q: &QueueCtx, lock: &ListedLock) -> Result<Reaped, QueueError>
     };
     match created {
         Ok(true) => {
-            delete_lock(q, key).await?;
+            // Our write may have landed late (a slow request), after another reaper dropped
+            // the lock and a new claim took the key: only the lock we read may go.
+            if !delete_if_unchanged(q, key, &head).await? {
+                tracing::warn!(key = %key, "the stale lock changed while it was reaped; the task may run once more");
+            }
             Ok(Reaped::Requeued)
         }
         Ok(false) => pending_exists(q, key, &pending_key, &head).await,
@@ -129,9 +133,15 @@ fn unreachable_body(key: &str) -> Result<bool, StoreError> {
     })
 }
 
+/// How long a reaper that recreated a pending key gets to delete the lock before others take
+/// it for dead: its delete follows its create at once, so a few seconds is plenty.
+fn finish_grace(lease: Duration) -> Duration {
+    (lease / 4).min(Duration::from_secs(5))
+}
+
 /// The pending key exists beside a stale lock. If it was recreated just now from this lock (it
-/// is newer than the lock by most of a lease and younger than a lease), the reaper that wrote
-/// it deletes the lock; otherwise the lock is a leftover and goes.
+/// is newer than the lock by most of a lease and younger than [`finish_grace`]), the reaper
+/// that wrote it deletes the lock; otherwise the lock is a leftover and goes.
 async fn pending_exists(
     q: &QueueCtx,
     lock_key: &str,
@@ -153,7 +163,7 @@ async fn pending_exists(
         .clock
         .now()
         .duration_since(pending.meta.last_modified)
-        .map_or(true, |age| age < lease);
+        .map_or(true, |age| age < finish_grace(lease));
     if recreated_from_lock && fresh {
         return Ok(Reaped::LeftToOther);
     }
@@ -163,13 +173,11 @@ async fn pending_exists(
 /// Delete a stale lock whose task is pending anyway, after checking once more, right before
 /// the delete, that it is the same stale lock.
 async fn drop_lock(q: &QueueCtx, key: &str, lock: &ObjectHead) -> Result<Reaped, QueueError> {
-    match q.store.head(key).await {
-        Ok(now) if same_second(now.meta.last_modified, lock.meta.last_modified) => {}
-        Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(Reaped::NotStale),
-        Err(e) => return Err(QueueError::store("re-read stale lock", key, e)),
+    if delete_if_unchanged(q, key, lock).await? {
+        Ok(Reaped::LockDropped)
+    } else {
+        Ok(Reaped::NotStale)
     }
-    delete_lock(q, key).await?;
-    Ok(Reaped::LockDropped)
 }
 
 async fn to_failed(
@@ -208,15 +216,28 @@ async fn to_failed(
         }
     };
     written.map_err(|e| QueueError::store("move stale lock to failed", &failed_key, e))?;
-    delete_lock(q, &lock.meta.key).await?;
+    delete_if_unchanged(q, &lock.meta.key, lock).await?;
     Ok(Reaped::Failed)
 }
 
-async fn delete_lock(q: &QueueCtx, key: &str) -> Result<(), QueueError> {
-    q.deleter
-        .delete_now(key)
+/// Delete the stale lock `lock` if the key still holds it (same LastModified): read it once
+/// more right before the delete, which goes out at once, not through the batcher. A reaper acts
+/// on what it read; a newer lock at the key belongs to a live claim. False when it changed.
+async fn delete_if_unchanged(
+    q: &QueueCtx,
+    key: &str,
+    lock: &ObjectHead,
+) -> Result<bool, QueueError> {
+    match q.store.head(key).await {
+        Ok(now) if same_second(now.meta.last_modified, lock.meta.last_modified) => {}
+        Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(QueueError::store("re-read stale lock", key, e)),
+    }
+    q.store
+        .delete(key)
         .await
-        .map_err(|e| QueueError::store("delete stale lock", key, e))
+        .map_err(|e| QueueError::store("delete stale lock", key, e))?;
+    Ok(true)
 }
 
 /// Listings report LastModified in milliseconds, HEAD in whole seconds (an HTTP date): compare

@@ -69,27 +69,34 @@ pub async fn release(q: &QueueCtx, held: &Held, attempts: u32) -> Result<(), Lea
         }
     };
     created.map_err(|e| QueueError::store("recreate pending task", &held.pending_key, e))?;
-    q.deleter
-        .delete_now(&held.lock_key)
+    // The pending key exists now. If the lease ran out meanwhile the lock is left: the reaper
+    // drops a stale lock beside a pending key.
+    ensure_ours(q, held).await?;
+    q.store
+        .delete(&held.lock_key)
         .await
         .map_err(|e| QueueError::store("delete released lock", &held.lock_key, e))?;
     Ok(())
 }
 
-/// Delete a settled lock: batched and held a moment while the lease lasts (see
-/// [`QueueCtx::settle_hold`]), at once when it has run out, since a reaper may then act on it
-/// any time.
+/// Delete a settled lock: batched, and held a moment (see [`QueueCtx::settle_hold`]), while
+/// the lease is provably ours. If that window closes before the batch goes (a store outage),
+/// check the lock on the store first ([`ensure_ours`]) and delete it directly; a lock too close
+/// to stale for that is left to the reaper.
 async fn delete_settled_lock(q: &QueueCtx, held: &Held) -> Result<(), LeaseError> {
     if held.lease_valid(Instant::now()) {
-        q.deleter.delete_later(
+        let receipt = q.deleter.delete_later(
             &held.lock_key,
             held.pending_gone_at + q.settle_hold,
             held.valid_until,
         );
-        return Ok(());
+        if receipt.deleted().await {
+            return Ok(());
+        }
     }
-    q.deleter
-        .delete_now(&held.lock_key)
+    ensure_ours(q, held).await?;
+    q.store
+        .delete(&held.lock_key)
         .await
         .map_err(|e| QueueError::store("delete settled lock", &held.lock_key, e).into())
 }

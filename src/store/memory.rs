@@ -387,7 +387,8 @@ impl MemoryStore {
         }
         let fault = locked(&self.client.plan).decide(&self.client.name, op, key);
         let (before, after) = self.client.draw_latency();
-        if let Fault::Delay(stall) = fault {
+        if let Fault::Delay(stall) | Fault::Timeout(stall) = fault {
+            self.record_trace(op, key, &format!("{fault:?}"));
             tokio::time::sleep(stall).await;
         }
         if !before.is_zero() {
@@ -399,6 +400,7 @@ impl MemoryStore {
         let result = match fault {
             Fault::None | Fault::Delay(_) => apply(&self.shared),
             Fault::FailBefore => Err(injected(op, key, "refused before reaching the store")),
+            Fault::Timeout(_) => Err(injected(op, key, "timed out before reaching the store")),
             Fault::FailAfter => {
                 let _ = apply(&self.shared);
                 Err(injected(op, key, "applied, but the answer was lost"))

@@ -109,17 +109,35 @@ pub(crate) async fn serve(
     // any credentials that can move tasks there. A worker killed mid-probe leaves one stray
     // `bucketq-probe-*` object there, which no queue picks up.
     let probe_prefix = config.worker.failed_prefix.clone();
-    if !startup_check(store.as_ref(), &probe_prefix, single_worker, &shutdown).await? {
+    if !startup_check(
+        store.as_ref(),
+        &probe_prefix,
+        single_worker,
+        &shutdown,
+        lifecycle.as_ref(),
+    )
+    .await?
+    {
         return Ok(());
     }
 
     let worker = config.worker.clone();
+    let budget = request_budget(&config.store);
+    if budget > worker.lease / 2 {
+        tracing::warn!(
+            lease = ?worker.lease,
+            request_budget = ?budget,
+            "the lease is short next to the store's request timeout times its tries; leases are trusted for only half their length, so raise `lease` or lower `request_timeout`/`max_retries`"
+        );
+    }
     let recipe = Recipe::for_store(store.as_ref());
     let settle_hold = options.settle_hold.unwrap_or(match recipe {
         Recipe::AtomicCopy => Duration::ZERO,
         Recipe::PutFromGet => PUT_FROM_GET_SETTLE_HOLD,
     });
-    let linger = options.delete_linger.unwrap_or(worker.poll_interval);
+    // Two poll intervals: long enough for a settled lock to ride along with the next claim's
+    // delete when tasks trickle in one per poll.
+    let linger = options.delete_linger.unwrap_or(worker.poll_interval * 2);
     let (deleter, deleter_task) = Deleter::new(Arc::clone(&store), linger, DELETE_GATHER);
     let clock = Arc::new(StoreClock::new());
     let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(rand::Rng::gen(
@@ -155,7 +173,7 @@ pub(crate) async fn serve(
                     store: Arc::clone(&store),
                     recipe,
                     owner: owner.clone(),
-                    limits: Limits::new(&worker, q),
+                    limits: Limits::new(&worker, q, budget),
                     metrics: Arc::clone(&metrics),
                     deleter: deleter.clone(),
                     clock: Arc::clone(&clock),
@@ -195,6 +213,7 @@ pub(crate) async fn serve(
             std::future::pending::<()>().await;
         };
         tokio::select! {
+            biased;
             () = tasks.wait_idle() => {}
             () = grace_timer => {}
         }
@@ -210,6 +229,16 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// The longest one store call may take, the transport's retries included: a request sent
+/// within the lease takes effect within this, or not at all.
+fn request_budget(store: &crate::config::StoreConfig) -> Duration {
+    let tries = store.max_retries.saturating_add(1);
+    store.request_timeout * tries + RETRY_PAUSE_ALLOWANCE * store.max_retries
+}
+
+/// What the transport may wait between two tries of a request, at most (its backoff).
+const RETRY_PAUSE_ALLOWANCE: Duration = Duration::from_secs(2);
+
 /// The exclusivity checks, retried while the store is unreachable. `Ok(false)`: the drain
 /// started before the store answered.
 async fn startup_check(
@@ -217,6 +246,7 @@ async fn startup_check(
     prefix: &str,
     single_worker: bool,
     shutdown: &Shutdown,
+    lifecycle: &dyn Lifecycle,
 ) -> Result<bool, WorkerError> {
     let mut wait = Duration::from_secs(1);
     let mut refusals = 0;
@@ -247,6 +277,8 @@ async fn startup_check(
             }
             Err(e) if e.is_auth() => return Err(WorkerError::Auth(e)),
             Err(e) if e.is_transient() => {
+                // Still alive, just waiting for the store: keep a watchdog satisfied.
+                lifecycle.alive();
                 tracing::warn!(error = %e, retry_in = ?wait, "store unreachable at startup; retrying");
                 tokio::select! {
                     biased;

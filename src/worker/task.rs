@@ -80,12 +80,16 @@ pub(crate) async fn claim_and_run(
         .unwrap_or_else(|p| p.into_inner())
         .remove(&candidate.id);
     let held = match claimed {
-        Ok(ClaimOutcome::Won(held)) => held,
+        Ok(ClaimOutcome::Won(held)) => *held,
         Ok(ClaimOutcome::Lost) => {
             q.metrics.update(&q.name, |m| m.claim_conflicts += 1);
             r.conflicted
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::debug!(queue = %q.name, key = %candidate.listed.key, "claim lost to another worker");
+            return;
+        }
+        Ok(ClaimOutcome::Abandoned { reason }) => {
+            tracing::warn!(queue = %q.name, key = %candidate.listed.key, reason = %reason, "claim abandoned; the reaper tidies up after the lease");
             return;
         }
         Ok(ClaimOutcome::Failed { reason }) => {
@@ -238,15 +242,19 @@ async fn run_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -> A
     );
     let deadline = started + timeout;
     let mut keeper = LeaseKeeper::new(q, env, held);
+    let mut returned = false;
     let attempt = tokio::select! {
         biased;
-        joined = &mut run => match joined {
+        joined = &mut run => {
+            returned = true;
+            match joined {
             Ok(Outcome::Done) => Attempt::Done,
             Ok(Outcome::Retry { after, reason }) => Attempt::Retry { after, reason },
             Ok(Outcome::Fail { reason }) => Attempt::Fail { reason },
             Err(e) if e.is_panic() => Attempt::Retry { after: None, reason: "the handler panicked".into() },
             Err(_) => Attempt::Retry { after: None, reason: "the handler was cancelled".into() },
-        },
+            }
+        }
         _ = env.grace.cancelled() => Attempt::Abandoned,
         () = tokio::time::sleep_until(deadline) => Attempt::Retry {
             after: None,
@@ -254,9 +262,13 @@ async fn run_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -> A
         },
         reason = keeper.keep(held) => Attempt::LeaseLost { reason },
     };
-    // Stop the handler if it still runs: it timed out, lost its lease, or the grace ran out.
-    cancel.cancel();
-    run.abort();
+    if !returned {
+        // It timed out, lost its lease, or the grace ran out: cancel it, give it a moment to
+        // clean up (kill its child, close its connection), then stop waiting.
+        cancel.cancel();
+        let _ = tokio::time::timeout(cancel_wait(q), &mut run).await;
+        run.abort();
+    }
     keeper.finish(held).await;
     q.metrics.update(&q.name, |m| m.in_flight -= 1);
     q.metrics.observe_duration(&q.name, started.elapsed());
@@ -369,6 +381,12 @@ where
             }
         }
     }
+}
+
+/// How long a cancelled handler may take to return: a second, but well inside the lease's
+/// safety margin, so a handler that lost its lease is gone before anyone may reap it.
+fn cancel_wait(q: &QueueCtx) -> Duration {
+    Duration::from_secs(1).min(q.limits.margin / 2)
 }
 
 /// Why the task is too old to run, if it is.

@@ -105,9 +105,16 @@ pub fn worker_config() -> WorkerConfig {
     }
 }
 
+/// A config with `worker` and `queues`; the store is said to time requests out after 2 s with
+/// one retry, so the lease margin the engine keeps for slow requests is small next to the
+/// test leases.
 pub fn config(worker: WorkerConfig, queues: Vec<QueueConfig>) -> Config {
     Config {
-        store: Default::default(),
+        store: bucketq::config::StoreConfig {
+            request_timeout: Duration::from_secs(2),
+            max_retries: 1,
+            ..Default::default()
+        },
         worker,
         http: Default::default(),
         queues,

@@ -36,13 +36,13 @@ async fn concurrent_deletes_go_out_together() {
     // request.
     let first = {
         let d = deleter.clone();
-        tokio::spawn(async move { d.delete_now("k0").await })
+        tokio::spawn(async move { d.delete_now("k0", far()).await })
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
     let rest = keys[1..].iter().map(|k| {
         let d = deleter.clone();
         let k = k.clone();
-        async move { d.delete_now(&k).await }
+        async move { d.delete_now(&k, far()).await }
     });
     for r in futures::future::join_all(rest).await {
         r.expect("deleted");
@@ -67,7 +67,7 @@ async fn a_later_delete_rides_with_the_next_now_delete_once_due() {
         0,
         "a due later-delete waits for company"
     );
-    deleter.delete_now("pending").await.expect("deleted");
+    deleter.delete_now("pending", far()).await.expect("deleted");
     assert!(store.keys("").is_empty());
     assert_eq!(stats.grand_total(), 1);
     assert_eq!(stats.total(Op::DeleteMany), 1);
@@ -78,7 +78,7 @@ async fn a_later_delete_is_never_sent_before_it_is_due() {
     let (store, stats) = store_with(&["lock", "pending"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(5));
     deleter.delete_later("lock", Instant::now() + Duration::from_secs(1), far());
-    deleter.delete_now("pending").await.expect("deleted");
+    deleter.delete_now("pending", far()).await.expect("deleted");
     assert_eq!(store.keys(""), vec!["lock".to_owned()], "not due yet");
     assert_eq!(stats.total(Op::Delete), 1);
 }
@@ -129,9 +129,9 @@ async fn a_failed_now_delete_reports_the_error() {
     let (store, _stats) = store_with(&["a"]);
     let (deleter, _task) = spawn(&store, Duration::from_secs(1));
     store.fail_next(1);
-    let err = deleter.delete_now("a").await.expect_err("injected");
+    let err = deleter.delete_now("a", far()).await.expect_err("injected");
     assert!(err.is_transient());
-    deleter.delete_now("a").await.expect("second try");
+    deleter.delete_now("a", far()).await.expect("second try");
 }
 
 #[tokio::test(start_paused = true)]
@@ -157,13 +157,13 @@ async fn a_now_delete_waits_for_announced_ones_up_to_the_gather_time() {
     let c = deleter.expect();
     let first = {
         let d = deleter.clone();
-        tokio::spawn(async move { d.delete_now("a").await })
+        tokio::spawn(async move { d.delete_now("a", far()).await })
     };
     let second = {
         let d = deleter.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            d.delete_expected(b, "b").await
+            d.delete_expected(b, "b", far()).await
         })
     };
     let start = Instant::now();
@@ -177,7 +177,7 @@ async fn a_now_delete_waits_for_announced_ones_up_to_the_gather_time() {
         start.elapsed()
     );
     drop(c);
-    deleter.delete_now("c").await.expect("c");
+    deleter.delete_now("c", far()).await.expect("c");
     assert!(store.keys("").is_empty());
 }
 
@@ -207,4 +207,81 @@ async fn a_later_delete_goes_before_its_deadline_and_is_dropped_after_it() {
         vec!["b".to_owned()],
         "never sent after the deadline"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_batch_does_not_hold_up_the_next_one() {
+    let (store, _stats) = store_with(&["slow", "fast"]);
+    let mut first = true;
+    store.set_fault_hook(Box::new(move |_| {
+        if std::mem::take(&mut first) {
+            crate::store::memory::Fault::Delay(Duration::from_secs(30))
+        } else {
+            crate::store::memory::Fault::None
+        }
+    }));
+    let (deleter, _task) = spawn(&store, Duration::from_secs(1));
+    let slow = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("slow", far()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = Instant::now();
+    deleter.delete_now("fast", far()).await.expect("fast");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(store.keys(""), vec!["slow".to_owned()]);
+    slow.await.expect("joined").expect("slow, eventually");
+    assert!(store.keys("").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_delete_whose_deadline_passed_unsent_is_dropped() {
+    let (store, _stats) = store_with(&["a"]);
+    let (deleter, _task) = spawn(&store, Duration::from_secs(60));
+    let start = Instant::now();
+    deleter.delete_later(
+        "a",
+        start + Duration::from_secs(1),
+        start + Duration::from_secs(2),
+    );
+    // The whole process stalls (a paused VM, a jump of the clock) past the deadline.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    deleter.flush().await;
+    assert_eq!(
+        store.keys(""),
+        vec!["a".to_owned()],
+        "not sent after its deadline"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_now_delete_still_queued_at_its_deadline_is_not_sent() {
+    let (store, _stats) = store_with(&["stuck", "late"]);
+    let mut n = 0;
+    store.set_fault_hook(Box::new(move |_| {
+        n += 1;
+        if n <= MAX_IN_FLIGHT {
+            crate::store::memory::Fault::Delay(Duration::from_secs(60))
+        } else {
+            crate::store::memory::Fault::None
+        }
+    }));
+    let (deleter, _task) = spawn(&store, Duration::from_secs(1));
+    // Every batch slot is taken by a stalled request.
+    for i in 0..MAX_IN_FLIGHT {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now(&format!("stuck{i}"), far()).await });
+        tokio::time::sleep(STALLED + Duration::from_millis(10)).await;
+    }
+    let err = deleter
+        .delete_now("late", Instant::now() + Duration::from_secs(5))
+        .await
+        .expect_err("missed its deadline");
+    assert!(err.is_transient());
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(store.keys("").contains(&"late".to_owned()), "never sent");
 }

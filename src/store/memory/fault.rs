@@ -23,6 +23,9 @@ pub enum Fault {
     RetriedAfterLoss,
     /// The request waits this long before the store sees it (a stall, a slow link).
     Delay(Duration),
+    /// The request waits this long, then the transport gives up: a transient failure, and the
+    /// store never sees the request (a partition, a request timeout).
+    Timeout(Duration),
     /// The caller vanishes before the request reaches the store: this request and every later
     /// one from the same client never answer.
     CrashBefore,

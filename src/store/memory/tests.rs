@@ -281,3 +281,17 @@ async fn a_broken_store_can_ignore_create_if_absent() {
         .expect("a broken store lets the second create through");
     assert_eq!(store.object("k").expect("k").body.as_ref(), b"2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_request_waits_then_fails_without_applying() {
+    let store = MemoryStore::new(Arc::default());
+    store.set_fault_hook(Box::new(|_| Fault::Timeout(Duration::from_secs(30))));
+    let start = tokio::time::Instant::now();
+    let err = store
+        .put("k", Bytes::from_static(b"x"), &PutOptions::default())
+        .await
+        .expect_err("timed out");
+    assert!(err.is_transient());
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    assert!(store.object("k").is_none());
+}
