@@ -20,7 +20,11 @@ pub struct Options {
     pub bench: bool,
 
     /// Stores to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "localstack,local,oss-model,moto")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "localstack,local,oss-model,moto"
+    )]
     pub targets: Vec<TargetName>,
 
     /// Sections to run, comma-separated (default: all).
@@ -51,6 +55,10 @@ pub struct Options {
     /// minute there; tiny 200).
     #[arg(long)]
     pub backlog_s3: Option<usize>,
+
+    /// Handler slots per worker, `worker.concurrency` (default 16, bucketq's default).
+    #[arg(long)]
+    pub slots: Option<usize>,
 
     /// Write every figure as JSON here too.
     #[arg(long)]
@@ -137,6 +145,9 @@ pub struct Plan {
     pub busy_rate: f64,
     /// How long the busy stream lasts.
     pub busy: Duration,
+    /// After a stream's last task is handled, keep the worker running this long so deferred
+    /// lock deletes go out as they would in a steady stream, not in the final flush.
+    pub stream_tail: Duration,
     /// Idle pickup latency: queues sampled at once, rounds, and the idle time before each.
     pub idle_queues: usize,
     /// Rounds of idle samples.
@@ -185,18 +196,19 @@ impl Plan {
             tasks: o.tasks.unwrap_or(if tiny { 40 } else { 5000 }),
             runs: o.runs.unwrap_or(if tiny { 1 } else { 3 }).max(1),
             workers: vec![1, 4],
-            slots: 16,
+            slots: o.slots.unwrap_or(16).max(1),
             ceiling: if tiny {
                 Duration::from_millis(500)
             } else {
                 Duration::from_secs(5)
             },
-            trickle: o.trickle.unwrap_or(pick(20, 3)),
+            trickle: o.trickle.unwrap_or(pick(20, 2)),
             busy_rate: 20.0,
-            busy: pick(10, 2),
+            busy: pick(10, 1),
+            stream_tail: pick(3, 0),
             idle_queues: if tiny { 2 } else { 8 },
             idle_rounds: if tiny { 1 } else { 3 },
-            idle_settle: pick(25, 2),
+            idle_settle: pick(25, 1),
             idle_warmup: pick(20, 1),
             idle_window: o.idle_window.unwrap_or(pick(60, 3)),
             backlog_local: o.backlog_local.unwrap_or(if tiny { 300 } else { 100_000 }),

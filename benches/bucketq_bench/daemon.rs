@@ -86,7 +86,9 @@ impl Daemon {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().ok_or_else(|| anyhow!("the daemon exited at once"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the daemon exited at once"))?;
         Ok(Daemon {
             child,
             pid,

@@ -113,7 +113,10 @@ impl Fleet {
             let store = bucket.client(Arc::clone(&stats))?;
             let metrics = Arc::new(Metrics::new(Arc::clone(&stats)));
             let mut handlers = HandlerRegistry::new();
-            handlers.register(HANDLER_NAME, Arc::new(RecordingHandler(Arc::clone(recorder))));
+            handlers.register(
+                HANDLER_NAME,
+                Arc::new(RecordingHandler(Arc::clone(recorder))),
+            );
             let ctx = WorkerContext {
                 config: Arc::clone(&config),
                 store,

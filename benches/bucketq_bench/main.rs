@@ -64,6 +64,7 @@ async fn run(plan: Plan) -> Result<()> {
     header(&plan, &mut report);
 
     let mut summaries = Summaries::default();
+    let mut section_started = Instant::now();
     if plan.runs_section(Section::Throughput) {
         report.heading(&format!(
             "1, 2, 6. Throughput: {} pre-loaded tasks, no-op handler, in-process engines with {} slots each; median of {} run(s)",
@@ -75,6 +76,7 @@ async fn run(plan: Plan) -> Result<()> {
                 .extend(throughput::run(&plan, t, &mut report).await?);
         }
     }
+    section_took(&mut report, &mut section_started);
     if plan.runs_section(Section::Trickle) {
         report.heading(&format!(
             "2, 3. Steady streams, 1 worker, default intervals (poll 1s, max 10s): trickle 1 task/s for {:?}, busy {}/s for {:?}",
@@ -86,9 +88,11 @@ async fn run(plan: Plan) -> Result<()> {
         }
         trickle::print(&rows, &report);
     }
+    section_took(&mut report, &mut section_started);
     if plan.runs_section(Section::Idle) {
         idle_section(&plan, &targets, &mut report, &mut summaries).await?;
     }
+    section_took(&mut report, &mut section_started);
     if plan.runs_section(Section::Scale) {
         report.heading(&format!(
             "5. Scale: backlog of {} (local) / {} (S3), real `bucketq run` processes, `log` handler, {} slots each",
@@ -108,7 +112,8 @@ async fn run(plan: Plan) -> Result<()> {
         scale::print(&rows, &mut report);
         summaries.scale = rows;
     }
-    summaries.print_targets(&mut report);
+    section_took(&mut report, &mut section_started);
+    summaries.print_targets(&plan, &mut report);
     let took = started.elapsed();
     report.note(&format!(
         "\nfinished in {:.0} s; load average now {}",
@@ -124,6 +129,18 @@ async fn run(plan: Plan) -> Result<()> {
     Ok(())
 }
 
+/// Print how long the section that just ended took (nothing if none ran) and restart the clock.
+fn section_took(report: &mut Report, started: &mut Instant) {
+    let took = started.elapsed().as_secs_f64();
+    if took >= 0.05 {
+        report.note(&format!(
+            "  (section took {took:.0} s; load average {})",
+            procstat::loadavg()
+        ));
+    }
+    *started = Instant::now();
+}
+
 fn header(plan: &Plan, report: &mut Report) {
     report.heading("bucketq benchmark");
     let machine = procstat::machine();
@@ -131,7 +148,11 @@ fn header(plan: &Plan, report: &mut Report) {
     report.note(&format!("machine: {machine}; load average at start {load}"));
     report.note(&format!(
         "mode: {}; stores: {}",
-        if plan.tiny { "tiny (smoke run)" } else { "full" },
+        if plan.tiny {
+            "tiny (smoke run)"
+        } else {
+            "full"
+        },
         plan.targets
             .iter()
             .map(|t| t.label())
@@ -170,16 +191,14 @@ async fn idle_section(
             .with_context(|| format!("idle pickup on {}", t.name.label()))
             .map(|l| (t.name, l))
     }));
-    let costs = futures::future::join_all(
-        chosen
-            .iter()
-            .filter(|t| t.name.reachable_by_process())
-            .map(|t| async move {
+    let costs =
+        futures::future::join_all(chosen.iter().filter(|t| t.name.reachable_by_process()).map(
+            |t| async move {
                 idle::idle_cost(plan, t)
                     .await
                     .with_context(|| format!("idle cost on {}", t.name.label()))
-            }),
-    );
+            },
+        ));
     let (latencies, costs) = futures::join!(latencies, costs);
     let latencies: Vec<_> = latencies.into_iter().collect::<Result<_>>()?;
     let costs: Vec<_> = costs.into_iter().collect::<Result<_>>()?;
@@ -198,8 +217,13 @@ struct Summaries {
 }
 
 impl Summaries {
-    fn print_targets(&self, report: &mut Report) {
+    fn print_targets(&self, plan: &Plan, report: &mut Report) {
         report.heading("Targets");
+        if plan.tiny {
+            report.note(
+                "(smoke run: inputs and windows are too small for these verdicts to mean anything)",
+            );
+        }
         let mut t = report::Table::new(&["target", "where", "measured", "verdict"]);
         for s in &self.throughput {
             t.row(vec![

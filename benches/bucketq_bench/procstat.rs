@@ -8,8 +8,11 @@ use anyhow::{anyhow, Context, Result};
 /// CPU and memory of a process at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcSample {
-    /// User + system CPU time so far.
+    /// User + system CPU time so far (`/proc/<pid>/stat`, in clock ticks of 10 ms: coarse).
     pub cpu: Duration,
+    /// CPU time of the live threads, to the nanosecond (`/proc/<pid>/task/*/schedstat`).
+    /// Precise enough for an idle process's few milliseconds; misses threads that exited.
+    pub cpu_live: Duration,
     /// Resident set size now, KiB.
     pub rss_kib: u64,
     /// Peak resident set size so far (`VmHWM`), KiB.
@@ -47,9 +50,23 @@ pub fn sample(pid: u32) -> Result<ProcSample> {
     };
     Ok(ProcSample {
         cpu: Duration::from_secs_f64(cpu_ticks as f64 / per_second as f64),
+        cpu_live: live_threads_cpu(pid),
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
     })
+}
+
+/// Sum of the first field (nanoseconds on a CPU) of every thread's `schedstat`.
+fn live_threads_cpu(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 fn clock_ticks_per_second() -> u64 {

@@ -55,7 +55,12 @@ impl Requests {
         Requests(
             self.0
                 .iter()
-                .map(|(k, n)| (k.clone(), n - earlier.0.get(k).copied().unwrap_or(0).min(*n)))
+                .map(|(k, n)| {
+                    (
+                        k.clone(),
+                        n - earlier.0.get(k).copied().unwrap_or(0).min(*n),
+                    )
+                })
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         )
@@ -92,6 +97,16 @@ impl Requests {
             .into_iter()
             .filter(|op| self.op(*op) > 0)
             .map(|op| format!("{op} {:.3}", self.op(op) as f64 / tasks))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+
+    /// `list 12 · get 3`: counts by operation, operations that occurred.
+    pub fn counts(&self) -> String {
+        Op::ALL
+            .into_iter()
+            .filter(|op| self.op(*op) > 0)
+            .map(|op| format!("{op} {}", self.op(op)))
             .collect::<Vec<_>>()
             .join(" · ")
     }

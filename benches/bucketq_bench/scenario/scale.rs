@@ -88,9 +88,14 @@ pub async fn run(plan: &Plan, target: &Target) -> Result<ScaleResult> {
         plan.backlog_s3
     };
     let bucket = target.fresh_bucket("sc").await?;
-    let loaded = preload(bucket.uncounted()?, "scale/", backlog, if local { 64 } else { 32 })
-        .await
-        .context("pre-loading the backlog")?;
+    let loaded = preload(
+        bucket.uncounted()?,
+        "scale/",
+        backlog,
+        if local { 64 } else { 32 },
+    )
+    .await
+    .context("pre-loading the backlog")?;
     let spec = DaemonSpec {
         queues: vec!["scale".into()],
         slots: plan.slots,
@@ -183,17 +188,37 @@ pub fn print(rows: &[ScaleResult], report: &mut Report) {
         for (i, p) in [&r.single, &r.four].into_iter().enumerate() {
             let share = p.conflict_share();
             t.row(vec![
-                if i == 0 { r.target.label().into() } else { String::new() },
-                if i == 0 { r.backlog.to_string() } else { String::new() },
-                if i == 0 { num(r.preload_rate, 0) } else { String::new() },
-                if i == 0 { secs(r.first_claim.as_secs_f64()) } else { String::new() },
+                if i == 0 {
+                    r.target.label().into()
+                } else {
+                    String::new()
+                },
+                if i == 0 {
+                    r.backlog.to_string()
+                } else {
+                    String::new()
+                },
+                if i == 0 {
+                    num(r.preload_rate, 0)
+                } else {
+                    String::new()
+                },
+                if i == 0 {
+                    secs(r.first_claim.as_secs_f64())
+                } else {
+                    String::new()
+                },
                 p.processes.to_string(),
                 p.succeeded.to_string(),
                 num(p.rate(), 1),
                 format!("{:.1} MiB", p.peak_rss_kib as f64 / 1024.0),
                 format!("{:.0} µs", p.cpu_per_task() * 1e6),
                 num(p.requests as f64 / p.succeeded.max(1) as f64, 3),
-                if share.is_finite() { format!("{:.2} %", share * 100.0) } else { "-".into() },
+                if share.is_finite() {
+                    format!("{:.2} %", share * 100.0)
+                } else {
+                    "-".into()
+                },
                 if p.processes > 1 && share.is_finite() {
                     verdict(share <= CONFLICT_TARGET)
                 } else {

@@ -71,9 +71,9 @@ pub async fn run(plan: &Plan, target: &Target, report: &mut Report) -> Result<Ve
     for w in workers {
         let mut runs = Vec::new();
         for r in 0..plan.runs {
-            let run = drain_once(plan, target, w)
-                .await
-                .with_context(|| format!("{} with {w} worker(s), run {}", target.name.label(), r + 1))?;
+            let run = drain_once(plan, target, w).await.with_context(|| {
+                format!("{} with {w} worker(s), run {}", target.name.label(), r + 1)
+            })?;
             report.note(&format!(
                 "  {} · {w} worker(s) · run {}: {:.1} tasks/s, {:.3} requests/task, ceiling {:.0} req/s",
                 target.name.label(),
@@ -95,7 +95,8 @@ async fn drain_once(plan: &Plan, target: &Target, workers: usize) -> Result<Run>
     let queue = "tp".to_owned();
     let loaded = preload(bucket.uncounted()?, "tp/", plan.tasks, 32).await?;
     let recorder = Recorder::new();
-    let spec = Spec::with_queues(std::slice::from_ref(&queue));
+    let mut spec = Spec::with_queues(std::slice::from_ref(&queue));
+    spec.worker.concurrency = plan.slots;
     let cpu_before = own_cpu();
     let started = Instant::now();
     let fleet = Fleet::start(&bucket, workers, &spec, &recorder)?;
@@ -104,9 +105,7 @@ async fn drain_once(plan: &Plan, target: &Target, workers: usize) -> Result<Run>
     let totals = fleet.stop(Duration::from_secs(60)).await?;
     waited?;
     let cpu = own_cpu().saturating_sub(cpu_before);
-    let (_, last) = recorder
-        .first_and_last()
-        .context("no handler ran")?;
+    let (_, last) = recorder.first_and_last().context("no handler ran")?;
     let took = last.duration_since(started).as_secs_f64();
     let leftover = count_keys(&*bucket.uncounted()?, "tp/").await?;
     let ceiling = ceiling::measure(&bucket, workers * plan.slots, plan.ceiling).await?;

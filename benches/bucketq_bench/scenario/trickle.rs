@@ -17,10 +17,6 @@ use crate::requests::Requests;
 use crate::scenario::throughput::non_ok_note;
 use crate::target::Target;
 
-/// After the last task is handled, keep the worker running this long so deferred lock deletes
-/// go out as they would in a steady trickle, not in the final flush.
-const TAIL: Duration = Duration::from_secs(3);
-
 /// Figures of one steady stream.
 #[derive(Debug, Clone)]
 pub struct StreamResult {
@@ -45,7 +41,7 @@ pub async fn run(plan: &Plan, target: &Target, report: &mut Report) -> Result<Ve
         ("trickle", 1.0, plan.trickle),
         ("busy", plan.busy_rate, plan.busy),
     ] {
-        let r = stream(target, load, rate, duration)
+        let r = stream(target, load, rate, duration, plan.stream_tail)
             .await
             .with_context(|| format!("{} {load}", target.name.label()))?;
         record(&r, report);
@@ -59,6 +55,7 @@ async fn stream(
     load: &'static str,
     rate: f64,
     duration: Duration,
+    tail: Duration,
 ) -> Result<StreamResult> {
     let bucket = target.fresh_bucket("tr").await?;
     let recorder = Recorder::new();
@@ -74,11 +71,9 @@ async fn stream(
         duration,
     )
     .await?;
-    let waited = recorder
-        .wait_handled(tasks, Duration::from_secs(60))
-        .await;
+    let waited = recorder.wait_handled(tasks, Duration::from_secs(60)).await;
     if waited.is_ok() {
-        tokio::time::sleep(TAIL).await;
+        tokio::time::sleep(tail).await;
     }
     let totals = fleet.stop(Duration::from_secs(60)).await?;
     waited?;
