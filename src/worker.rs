@@ -1,6 +1,21 @@
 //! The engine: poll loop, bounded concurrency, lease refresh, retries, shutdown drain.
+//!
+//! [`run`] serves every configured queue until [`Shutdown`] says stop. Per queue, one scanner
+//! lists the prefix page by page and claims as many tasks as there are free handler slots
+//! (a global limit and the queue's own); each claimed task runs in its own task that keeps the
+//! lease, retries with backoff (without holding a slot), and settles the lock. The protocol
+//! steps themselves live in [`crate::queue`].
+
+mod engine;
+mod id;
+mod keeper;
+mod observer;
+mod poll;
+mod task;
+mod tasks;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -8,6 +23,10 @@ use crate::config::Config;
 use crate::handlers::HandlerRegistry;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+
+pub use id::worker_id;
+pub use observer::Observer;
+pub use tasks::{AbortOnDrop, TaskSet};
 
 /// The two shutdown signals: the first SIGTERM/SIGINT cancels `drain` (stop claiming, give
 /// running handlers `shutdown_grace`, then release their locks), a second cancels `abort`
@@ -70,9 +89,59 @@ pub enum WorkerError {
     /// Any other store failure at startup.
     #[error("store failure at startup: {0}")]
     Store(#[source] StoreError),
+    /// The configuration names no queue to serve.
+    #[error("no queue is configured; add a [[queue]] section")]
+    NoQueues,
+}
+
+/// Knobs for embedding and testing; [`run`] uses the defaults.
+#[derive(Clone, Default)]
+pub struct EngineOptions {
+    /// Seed every random choice (tokens, jitter, walk offsets) for a reproducible run.
+    pub seed: Option<u64>,
+    /// Use this worker id instead of host + pid + random.
+    pub worker_id: Option<String>,
+    /// Watch handler runs and lease confirmations.
+    pub observer: Option<Arc<dyn Observer>>,
+    /// How long a settled lock is kept before it is deleted. Default: one second on stores
+    /// claimed by PUT-from-GET (S3), where it is what makes a claim that read the task
+    /// quickly safe without re-reading it; nothing on atomic-copy stores.
+    pub settle_hold: Option<Duration>,
+    /// How long a due lock delete waits for other deletes to share a batch with. Default:
+    /// `poll_interval`.
+    pub delete_linger: Option<Duration>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("seed", &self.seed)
+            .field("worker_id", &self.worker_id)
+            .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
+            .field("settle_hold", &self.settle_hold)
+            .field("delete_linger", &self.delete_linger)
+            .finish()
+    }
 }
 
 /// Run the engine until `shutdown` says stop.
-pub async fn run(_ctx: WorkerContext, _shutdown: Shutdown) -> Result<(), WorkerError> {
-    unimplemented!("the engine is being built")
+pub async fn run(ctx: WorkerContext, shutdown: Shutdown) -> Result<(), WorkerError> {
+    run_with(ctx, shutdown, EngineOptions::default()).await
+}
+
+/// [`run`] with explicit [`EngineOptions`].
+pub async fn run_with(
+    ctx: WorkerContext,
+    shutdown: Shutdown,
+    options: EngineOptions,
+) -> Result<(), WorkerError> {
+    let abort = shutdown.abort.clone();
+    tokio::select! {
+        biased;
+        _ = abort.cancelled() => {
+            tracing::warn!("second signal: exiting now; locks still held expire after the lease");
+            Ok(())
+        }
+        result = engine::serve(ctx, shutdown, options) => result,
+    }
 }
