@@ -64,6 +64,11 @@ pub struct Options {
     #[arg(long)]
     pub json: Option<PathBuf>,
 
+    /// Extra environment for every `bucketq run` process, `NAME=VALUE` (repeatable), for
+    /// experiments such as `MALLOC_ARENA_MAX=2`.
+    #[arg(long = "daemon-env", value_name = "NAME=VALUE")]
+    pub daemon_env: Vec<String>,
+
     /// The release `bucketq` binary for the real-process measurements.
     #[arg(long, default_value = env!("CARGO_BIN_EXE_bucketq"))]
     pub bucketq: PathBuf,
@@ -170,6 +175,8 @@ pub struct Plan {
     pub json: Option<PathBuf>,
     /// The daemon binary.
     pub bucketq: PathBuf,
+    /// Extra environment of the daemon processes.
+    pub daemon_env: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -217,6 +224,12 @@ impl Plan {
             scale_four: pick(30, 2),
             json: o.json,
             bucketq: o.bucketq,
+            daemon_env: o
+                .daemon_env
+                .iter()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         }
     }
 

@@ -19,6 +19,8 @@ pub struct DaemonSpec {
     pub queues: Vec<String>,
     /// `worker.concurrency`.
     pub slots: usize,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `bucketq run`.
@@ -29,7 +31,8 @@ pub struct Daemon {
     http: reqwest::Client,
     /// When the process was spawned.
     pub spawned: Instant,
-    _dir: tempfile::TempDir,
+    /// Config file and log; removed when the daemon is dropped.
+    dir: tempfile::TempDir,
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel picks it; released just before the daemon binds).
@@ -78,6 +81,7 @@ impl Daemon {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("BUCKETQ_LOG", "warn")
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -95,13 +99,13 @@ impl Daemon {
             metrics_url: format!("http://127.0.0.1:{port}/metrics"),
             http: reqwest::Client::new(),
             spawned,
-            _dir: dir,
+            dir,
         })
     }
 
     /// The daemon's log so far (for error messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("bucketq.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("bucketq.log")).unwrap_or_default()
     }
 
     /// The `/metrics` page, or an error if it does not answer.

@@ -120,6 +120,7 @@ pub async fn idle_cost(plan: &Plan, target: &Target) -> Result<IdleCost> {
     let spec = DaemonSpec {
         queues: vec!["mail".into(), "webhook".into()],
         slots: plan.slots,
+        env: plan.daemon_env.clone(),
     };
     let mut daemon = Daemon::spawn(&plan.bucketq, &bucket, &spec)?;
     let queues = spec.queues.len() as u64;

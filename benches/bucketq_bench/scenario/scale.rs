@@ -99,6 +99,7 @@ pub async fn run(plan: &Plan, target: &Target) -> Result<ScaleResult> {
     let spec = DaemonSpec {
         queues: vec!["scale".into()],
         slots: plan.slots,
+        env: plan.daemon_env.clone(),
     };
 
     let mut one = Daemon::spawn(&plan.bucketq, &bucket, &spec)?;
