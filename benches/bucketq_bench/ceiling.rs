@@ -57,7 +57,9 @@ async fn cycle_until(store: &dyn Store, l: usize, stop: Instant, cycles: &Atomic
     };
     let mut i = 0usize;
     while Instant::now() < stop {
-        let key = format!("ceiling/{l:04}/{i:08}.obj");
+        // One prefix for every loop, as a queue has: on the local store that is one directory,
+        // whose lock every create and delete takes.
+        let key = format!("ceiling/{l:04}-{i:08}.obj");
         store
             .put(&key, payload(i), &create)
             .await
