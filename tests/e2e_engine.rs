@@ -1,0 +1,135 @@
+//! The engine end to end: the real `bucketq` binary as separate processes against LocalStack
+//! (started by ./scripts/test), a bucket per test, an `exec` handler that records each run.
+//!
+//! - four workers share 1,000 tasks: each handled exactly once, nothing left behind, and the
+//!   store requests per task at load and per second when idle (printed; see `--nocapture`);
+//! - SIGTERM during work: exit 0 within the grace period, unfinished tasks released back to
+//!   pending without counting the attempt, and taken by another worker long before the lease.
+//!
+//! The kill -9 test is in `e2e_kill.rs`, the failing store in `e2e_faults.rs`.
+
+mod e2e_support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use e2e_support::bucket::TestBucket;
+use e2e_support::record::{by_key, duplicates, Recorder};
+use e2e_support::worker::{Requests, Worker, WorkerSpec};
+use e2e_support::{serial, wait_until};
+
+const START: Duration = Duration::from_secs(30);
+
+#[test]
+fn four_workers_handle_a_thousand_tasks_exactly_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = TestBucket::create("once");
+    let recorder = Recorder::new(dir.path(), "runs");
+    let filled = Instant::now();
+    let keys = bucket.enqueue("q", "t", 1000);
+    println!("enqueued 1000 tasks in {:.1?}", filled.elapsed());
+
+    let spec = WorkerSpec::new(&bucket.endpoint, &bucket.name, recorder.handler("0.05"));
+    let started = Instant::now();
+    let mut workers: Vec<Worker> = (1..=4)
+        .map(|i| Worker::start(dir.path(), &format!("w{i}"), &spec))
+        .collect();
+    for w in &mut workers {
+        w.wait_ready(START);
+    }
+    let output = |workers: &[Worker]| {
+        workers
+            .iter()
+            .map(|w| format!("--- {}\n{}", w.name, w.daemon.output()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    wait_until(
+        "every task handled",
+        Duration::from_secs(150),
+        || (recorder.finished() == keys).then_some(()),
+        || {
+            format!(
+                "{} of {} handled\n{}",
+                recorder.finished().len(),
+                keys.len(),
+                output(&workers)
+            )
+        },
+    );
+    let took = started.elapsed();
+    wait_until(
+        "the bucket empty",
+        Duration::from_secs(20),
+        || bucket.keys().is_empty().then_some(()),
+        || format!("left: {:?}", bucket.keys()),
+    );
+    let at_load: Vec<Requests> = workers.iter().map(Worker::requests).collect();
+
+    let runs = recorder.runs();
+    let dups = duplicates(&runs);
+    assert!(dups.is_empty(), "tasks handled more than once: {dups:#?}");
+    assert_eq!(runs.len(), 1000, "one run per task");
+    assert!(by_key(&runs).keys().eq(keys.iter()), "runs of unknown keys");
+    let mut per_worker: BTreeMap<u32, usize> = BTreeMap::new();
+    for run in &runs {
+        *per_worker.entry(run.pid).or_default() += 1;
+        assert_eq!(run.attempt, 1, "{run:?}");
+    }
+    println!(
+        "handled 1000 tasks with 4 workers in {took:.1?}; runs per worker pid: {per_worker:?}"
+    );
+
+    // Idle: only listings, about one per max_poll_interval (2 s) per worker.
+    let idle_window = Duration::from_secs(6);
+    let before: Vec<Requests> = workers.iter().map(Worker::requests).collect();
+    std::thread::sleep(idle_window);
+    let after: Vec<Requests> = workers.iter().map(Worker::requests).collect();
+    let total = Requests::sum(&at_load);
+    println!(
+        "store requests at load: {} for 1000 tasks = {:.2} per task; by operation: {:?}; by result: {:?}",
+        total.total(),
+        total.total() as f64 / 1000.0,
+        total.by_op(),
+        total.0
+    );
+    for (w, (a, b)) in workers.iter().zip(after.iter().zip(&before)) {
+        let idle = a.since(b);
+        println!(
+            "{} idle for {idle_window:?}: {} requests ({:.2}/s): {:?}",
+            w.name,
+            idle.total(),
+            idle.total() as f64 / idle_window.as_secs_f64(),
+            idle.0
+        );
+        assert!(
+            idle.by_op().keys().all(|op| op == "list"),
+            "{}: an idle worker made other requests than LIST: {:?}",
+            w.name,
+            idle.0
+        );
+        assert!(
+            (1..=6).contains(&idle.total()),
+            "{}: {} listings in {idle_window:?} idle (max_poll_interval 2s)",
+            w.name,
+            idle.total()
+        );
+    }
+
+    for w in &mut workers {
+        w.daemon.signal(libc::SIGTERM);
+    }
+    for w in &mut workers {
+        assert_eq!(w.daemon.wait_exit(START), 0, "{}", w.daemon.output());
+    }
+    let warnings: Vec<String> = output(&workers)
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "warnings in a fault-free run: {warnings:#?}"
+    );
+}
