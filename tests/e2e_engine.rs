@@ -133,3 +133,102 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
         "warnings in a fault-free run: {warnings:#?}"
     );
 }
+
+#[test]
+fn sigterm_releases_unfinished_tasks_to_another_worker_without_waiting_for_the_lease() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = TestBucket::create("term");
+    let recorder = Recorder::new(dir.path(), "runs");
+    let keys = bucket.enqueue("q", "s", 6);
+
+    // The first worker's handlers sleep far past the grace period; four slots, so two tasks
+    // stay pending.
+    let lease = Duration::from_secs(90);
+    let grace = Duration::from_secs(2);
+    let mut slow = WorkerSpec::new(&bucket.endpoint, &bucket.name, recorder.handler("30"));
+    slow.concurrency = 4;
+    slow.timeout = "40s";
+    slow.lease = "90s";
+    slow.shutdown_grace = "2s";
+    let mut first = Worker::start(dir.path(), "first", &slow);
+    let first_pid = first.pid();
+    wait_until(
+        "four handlers running in the first worker",
+        START,
+        || (recorder.runs().len() == 4).then_some(()),
+        || first.daemon.output(),
+    );
+
+    first.daemon.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    assert_eq!(
+        first.daemon.wait_exit(START),
+        0,
+        "{}",
+        first.daemon.output()
+    );
+    let exited = signalled.elapsed();
+    println!("SIGTERM with {grace:?} grace: exit 0 after {exited:.2?}");
+    assert!(
+        exited >= grace && exited < grace + Duration::from_secs(3),
+        "exit {exited:?} after SIGTERM, grace {grace:?}:\n{}",
+        first.daemon.output()
+    );
+    let log = first.daemon.output();
+    assert_eq!(
+        log.matches("released task back to pending").count(),
+        4,
+        "{log}"
+    );
+
+    // Back to pending, lock gone, attempt not counted.
+    let mut left = bucket.keys();
+    left.sort();
+    assert!(left.iter().eq(keys.iter()), "after the drain: {left:?}");
+    for key in &keys {
+        let attempt = bucket.head(key).user_meta.get("bq-attempt").cloned();
+        assert!(
+            attempt.as_deref().is_none_or(|a| a == "0"),
+            "{key}: attempt counted: {attempt:?}"
+        );
+    }
+    let runs = recorder.runs();
+    assert!(
+        runs.iter().all(|r| r.pid == first_pid && r.end.is_none()),
+        "the first worker's handlers ran to their end: {runs:#?}"
+    );
+
+    // Another worker takes them at once, not after the lease.
+    let mut fast = slow.clone();
+    fast.handler = recorder.handler("0");
+    let mut second = Worker::start(dir.path(), "second", &fast);
+    wait_until(
+        "the released tasks handled by the second worker",
+        START,
+        || (recorder.finished() == keys).then_some(()),
+        || second.daemon.output(),
+    );
+    let taken = signalled.elapsed();
+    println!(
+        "released tasks handled by another worker {taken:.2?} after the SIGTERM (lease {lease:?})"
+    );
+    assert!(taken < lease / 4, "{taken:?}");
+    let runs = recorder.runs();
+    let again: Vec<_> = runs.iter().filter(|r| r.pid != first_pid).collect();
+    assert_eq!(again.len(), 6, "{runs:#?}");
+    assert!(again.iter().all(|r| r.attempt == 1), "{again:#?}");
+    wait_until(
+        "the bucket empty",
+        Duration::from_secs(20),
+        || bucket.keys().is_empty().then_some(()),
+        || format!("left: {:?}", bucket.keys()),
+    );
+    second.daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        second.daemon.wait_exit(START),
+        0,
+        "{}",
+        second.daemon.output()
+    );
+}
