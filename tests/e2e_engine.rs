@@ -110,12 +110,45 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
             idle.0
         );
         assert!(
-            (1..=6).contains(&idle.total()),
-            "{}: {} listings in {idle_window:?} idle (max_poll_interval 2s)",
+            (1..=5).contains(&idle.total()),
+            "{}: {} listings in {idle_window:?} idle (max_poll_interval 2s ± 10 %)",
             w.name,
             idle.total()
         );
     }
+
+    // A trickle: one task at a time into the idle pool, each handled before the next comes.
+    let before = Requests::sum(&workers.iter().map(Worker::requests).collect::<Vec<_>>());
+    let trickle_started = Instant::now();
+    let trickle = 3;
+    for i in 0..trickle {
+        let key = bucket.enqueue("q", &format!("r{i}-"), 1);
+        wait_until(
+            "the trickled task handled",
+            START,
+            || recorder.finished().is_superset(&key).then_some(()),
+            || output(&workers),
+        );
+    }
+    wait_until(
+        "the bucket empty after the trickle",
+        Duration::from_secs(20),
+        || bucket.keys().is_empty().then_some(()),
+        || format!("left: {:?}", bucket.keys()),
+    );
+    let trickled =
+        Requests::sum(&workers.iter().map(Worker::requests).collect::<Vec<_>>()).since(&before);
+    println!(
+        "trickle of {trickle} tasks into 4 idle workers over {:.1?}: {:.1} requests per task, \
+         idle listings included: {:?}",
+        trickle_started.elapsed(),
+        trickled.total() as f64 / f64::from(trickle),
+        trickled.by_op()
+    );
+    assert!(
+        duplicates(&recorder.runs()).is_empty(),
+        "a trickled task ran twice"
+    );
 
     for w in &mut workers {
         w.daemon.signal(libc::SIGTERM);
@@ -123,9 +156,12 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
     for w in &mut workers {
         assert_eq!(w.daemon.wait_exit(START), 0, "{}", w.daemon.output());
     }
+    // LocalStack under this load sometimes answers 500 or drops a connection; the transport
+    // retries those, and a claim that still fails is only logged. Anything else is a bug.
     let warnings: Vec<String> = output(&workers)
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .filter(|l| !l.contains("transient store failure"))
         .map(str::to_owned)
         .collect();
     assert!(
