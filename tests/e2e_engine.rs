@@ -156,6 +156,17 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
     for w in &mut workers {
         assert_eq!(w.daemon.wait_exit(START), 0, "{}", w.daemon.output());
     }
+    // The task span names the attempt once (it was recorded again over the value the span
+    // was created with, which the text log prints as `attempt=1 attempt=1`).
+    let log = output(&workers);
+    let doubled = log
+        .lines()
+        .find(|l| l.contains("task{") && l.matches("attempt=1 attempt=1").count() > 0);
+    assert!(
+        doubled.is_none(),
+        "the task span repeats its attempt: {doubled:?}"
+    );
+
     // LocalStack under this load sometimes answers 500 or drops a connection; the transport
     // retries those, and a claim that still fails is only logged. Anything else is a bug.
     let warnings: Vec<String> = output(&workers)
