@@ -108,7 +108,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
     // spawned before the kill, even one whose bash read the clock for its start just after.
     let running_at_kill: BTreeSet<String> = by_victim
         .iter()
-        .filter(|r| r.end.is_none_or(|e| e > killed_at))
+        .filter(|r| r.end.map_or(true, |e| e > killed_at))
         .map(|r| r.key.clone())
         .collect();
     let dups = duplicates(&runs);
@@ -126,7 +126,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
             "{key} ran twice but not first in the killed worker: {key_runs:#?}"
         );
         assert!(
-            first.end.is_none_or(|e| e > killed_at - SETTLE_WINDOW),
+            first.end.map_or(true, |e| e > killed_at - SETTLE_WINDOW),
             "{key}: the killed worker's run was not under way at the kill ({killed_at}; ended {:.3}s before): {key_runs:#?}",
             first.end.map_or(0.0, |e| killed_at - e)
         );
