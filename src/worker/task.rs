@@ -123,7 +123,6 @@ async fn run_held(r: &Arc<QueueRunner>, env: &Arc<Env>, mut held: Held, slot: Sl
             give_back(q, env, &held, held.attempt - 1).await;
             return;
         }
-        tracing::Span::current().record("attempt", held.attempt);
         let attempt = run_attempt(r, env, &mut held).await;
         drop(slot.take());
         let (after, reason) = match attempt {
@@ -189,6 +188,9 @@ async fn run_held(r: &Arc<QueueRunner>, env: &Arc<Env>, mut held: Held, slot: Sl
             }
         }
         held.attempt += 1;
+        // Only on a change: the span was created with the first attempt, and the text log
+        // prints every recorded value after the ones before.
+        tracing::Span::current().record("attempt", held.attempt);
         if !record_attempt(r, env, &mut held).await {
             return;
         }
