@@ -49,7 +49,7 @@ pub struct Produced {
 }
 
 /// One task for `produce.py`: `kind` is `issue`, `issue-str`, `json`, `json-utf8`, `list`,
-/// `instance`, `truncated`, `random`, `json-array`.
+/// `instance`, `truncated`, `random`, `json-array`, `raise`.
 pub fn spec(key: &str, kind: &str, protocol: u8) -> Value {
     json!({"key": key, "kind": kind, "protocol": protocol})
 }
@@ -271,4 +271,30 @@ pub fn span_attempt(line: &str) -> Option<u32> {
     } else {
         None
     }
+}
+
+/// The `exec` handler table running the FC shim (`contrib/fc-shim`) under `python` with the
+/// unmodified FC-style handler in `tests/support/fc_code` (`index.init`, `index.handler`),
+/// which records what it saw in `out`. `bucket` is the name its `oss2.Bucket` is opened with
+/// (`OSS_BUCKET`), as the FC function was configured.
+pub fn fc_handler(python: &Path, out: &Path, bucket: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shim = root.join("contrib/fc-shim/bucketq_fc_shim.py");
+    let code = root.join("tests/support/fc_code");
+    format!(
+        "{{ type = \"exec\", event = \"fc\", region = \"cn-hongkong\", account_id = \"1234567890\", \
+         command = [\"{}\", \"{}\", \"--code-dir\", \"{}\", \"--initializer\", \"index.init\", \"index.handler\"], \
+         env = {{ FC_TEST_OUT = \"{}\", OSS_BUCKET = \"{bucket}\", ALIBABA_CLOUD_ACCESS_KEY_ID = \"LTAI-flow\", \
+         ALIBABA_CLOUD_ACCESS_KEY_SECRET = \"flow-secret\", PYTHONDONTWRITEBYTECODE = \"1\" }} }}",
+        python.display(),
+        shim.display(),
+        code.display(),
+        out.display(),
+    )
+}
+
+/// What the FC test handler recorded (`FC_TEST_OUT`), once it exists.
+pub fn fc_record(out: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(out).ok()?;
+    serde_json::from_str(&text).ok()
 }

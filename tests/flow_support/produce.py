@@ -77,9 +77,9 @@ def payload(item):
         return b"\x07" + os.urandom(40)
     if kind == "json-array":
         return json.dumps([issue_text()]).encode("ascii")
-    if kind == "fail":
-        # A JSON task an exec handler script is told to fail.
-        return json.dumps({u("action"): u("fail")}).encode("ascii")
+    if kind == "raise":
+        # A task the FC test handler (tests/support/fc_code/index.py) raises on.
+        return pickle.dumps({u("action"): u("raise")}, protocol)
     raise SystemExit("unknown kind %r" % kind)
 
 
