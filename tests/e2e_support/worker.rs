@@ -50,8 +50,8 @@ impl WorkerSpec {
             lease: "20s",
             shutdown_grace: "5s",
             timeout: "5s",
-            request_timeout: "10s",
-            max_retries: 3,
+            request_timeout: "2s",
+            max_retries: 2,
             handler,
         }
     }
