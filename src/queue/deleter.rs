@@ -14,9 +14,13 @@
 //!   the S3 claim safe: see [`crate::queue::claim`].
 //!
 //! A claim announces its coming "now" delete when it starts ([`Deleter::expect`]). A batch
-//! with a "now" delete in it waits, at most [`Deleter::new`]'s `gather`, for the claims under
-//! way to join it, so concurrent claims share one request instead of racing each other into
-//! several small ones.
+//! with a "now" delete in it waits for the claims under way to join it, so concurrent claims
+//! share one request instead of racing each other into several small ones: at most
+//! [`Deleter::new`]'s `gather`, or as long as the last batch took to answer when the store is
+//! slower than that (up to [`MAX_GATHER_FACTOR`] times `gather`). Waiting one round trip at
+//! most doubles a claim's wait for its delete, and when a store is slow because it is busy
+//! (several workers sharing it), the batches then stay large instead of shrinking with each
+//! worker's share of the load.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +46,9 @@ const STALLED: Duration = Duration::from_millis(500);
 
 /// A "later" delete without company goes this long before its deadline at the latest.
 const SEND_AHEAD: Duration = Duration::from_millis(100);
+
+/// The longest a "now" batch waits for announced deletes, in multiples of `gather`.
+pub const MAX_GATHER_FACTOR: u32 = 4;
 
 /// Batches in flight at most (one normally; more only beside stalled ones).
 const MAX_IN_FLIGHT: usize = 4;
@@ -124,6 +131,7 @@ impl Deleter {
                 flushes: Vec::new(),
                 inflight: FuturesUnordered::new(),
                 last_started: None,
+                last_round_trip: Duration::ZERO,
                 closed: false,
             },
         )
@@ -256,6 +264,8 @@ pub struct DeleterTask {
     flushes: Vec<oneshot::Sender<()>>,
     inflight: FuturesUnordered<Sending>,
     last_started: Option<Instant>,
+    /// How long the last batch took to answer.
+    last_round_trip: Duration,
     closed: bool,
 }
 
@@ -300,7 +310,10 @@ impl DeleterTask {
         if self.now.is_empty() || self.gather.is_zero() {
             return;
         }
-        let until = Instant::now() + self.gather;
+        let wait = self
+            .last_round_trip
+            .clamp(self.gather, self.gather * MAX_GATHER_FACTOR);
+        let until = Instant::now() + wait;
         loop {
             let changed = self.expecting.changed.notified();
             if self.expecting.count.load(Ordering::SeqCst) == 0 {
@@ -438,6 +451,9 @@ impl DeleterTask {
     /// Answer a returned batch; queue its failed "later" deletes again while their deadline
     /// allows.
     fn answer(&mut self, batch: Batch, mut errors: Vec<(String, StoreError)>) {
+        if let Some(started) = self.last_started {
+            self.last_round_trip = started.elapsed();
+        }
         for (key, reply) in batch.urgent {
             let answer = match errors.iter().position(|(k, _)| *k == key) {
                 Some(i) => Err(errors.swap_remove(i).1),

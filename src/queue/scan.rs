@@ -1,9 +1,17 @@
 //! One listing page as the scanner works through it: which keys are claimable, which locks
 //! look stale, and in what order to try the candidates.
 //!
-//! Workers that list the same page at the same moment must not all reach for the same first
-//! key, so each starts its walk at a random offset and, after losing a race, re-lists and
-//! starts elsewhere.
+//! Workers that share a queue must not all reach for the same keys. Each walks the page's
+//! candidates in key order from a start of its own, and the listing shows where the others
+//! are: a worker's claims in flight and its recent tasks leave `.lock` keys behind it as it
+//! walks. So a walk starts in the middle of a long stretch of candidates with no lock in it
+//! (chosen at random, longer stretches more likely): the worker behind that stretch needs as
+//! many claims to reach the start as the new walk has made by then, and the one ahead moves
+//! away at the same pace. The walk ends where that stretch does (its *lane*): past it lie the
+//! next worker's keys, which a view of some age cannot tell apart from free ones. The scanner
+//! then lists the page again and picks a new lane. With no lock on the page the start is
+//! uniformly random and the lane is the whole page. After losing a race a worker re-lists and
+//! starts again from a fresh view.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -52,8 +60,10 @@ pub struct PageView {
     pub locks: Vec<ListedLock>,
     /// Index of the next candidate to try.
     cursor: usize,
-    /// Candidates not yet handed out.
+    /// Candidates of the lane not yet handed out.
     left: usize,
+    /// Candidates outside the lane (never handed out from this view).
+    outside: usize,
 }
 
 impl PageView {
@@ -68,22 +78,35 @@ impl PageView {
         let last_key = page.objects.last().map(|o| o.key.clone());
         let mut pending = Vec::new();
         let mut locks = Vec::new();
+        // For each lock, how many pending keys precede it on the page.
+        let mut lock_marks = Vec::new();
         for object in page.objects {
             match layout.classify(&object.key) {
                 KeyKind::Pending(id) => pending.push(Candidate { id, listed: object }),
-                KeyKind::Lock(id) => locks.push(ListedLock { id, listed: object }),
+                KeyKind::Lock(id) => {
+                    lock_marks.push(pending.len());
+                    locks.push(ListedLock { id, listed: object });
+                }
                 KeyKind::Other => {}
             }
         }
         // A pending key with its lock beside it is being claimed (or its claim crashed); it is
         // not a candidate, and the reaper looks after it through the lock.
         let locked: BTreeSet<&str> = locks.iter().map(|l| l.id.as_str()).collect();
-        let candidates: Vec<Candidate> = pending
-            .into_iter()
-            .filter(|c| !locked.contains(c.id.as_str()))
-            .collect();
-        let left = candidates.len();
-        let cursor = if left == 0 { 0 } else { rng.gen_range(0..left) };
+        let mut marks = Vec::with_capacity(lock_marks.len());
+        let mut candidates = Vec::with_capacity(pending.len());
+        let mut next_mark = lock_marks.iter().peekable();
+        for (index, c) in pending.into_iter().enumerate() {
+            while next_mark.next_if(|&&m| m <= index).is_some() {
+                marks.push(candidates.len());
+            }
+            if !locked.contains(c.id.as_str()) {
+                candidates.push(c);
+            }
+        }
+        marks.extend(next_mark.map(|_| candidates.len()));
+        let (cursor, left) = lane(candidates.len(), &marks, rng);
+        let outside = candidates.len() - left;
         PageView {
             start_after,
             listed_at,
@@ -94,7 +117,14 @@ impl PageView {
             locks,
             cursor,
             left,
+            outside,
         }
+    }
+
+    /// Index of the first candidate the walk hands out.
+    #[cfg(test)]
+    fn start(&self) -> usize {
+        self.cursor
     }
 
     /// The next candidate of the walk, if any are left.
@@ -108,9 +138,14 @@ impl PageView {
         Some(c)
     }
 
-    /// Candidates not yet handed out.
+    /// Candidates of the lane not yet handed out.
     pub fn remaining(&self) -> usize {
         self.left
+    }
+
+    /// Candidates outside the lane: a fresh listing may offer them in a lane of their own.
+    pub fn outside_lane(&self) -> usize {
+        self.outside
     }
 
     /// Claimable tasks on the page (handed out or not).
@@ -136,6 +171,45 @@ impl PageView {
     pub fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.listed_at)
     }
+}
+
+/// The lane of a walk over `len` candidates: its first index and its length, given where locks
+/// sit among them (`marks`: for each lock, the index of the first candidate after it;
+/// ascending). The candidates form a circle (a walk wraps around); the locks cut it into
+/// stretches. A stretch is picked with a chance growing with the square of its length, so short
+/// ones are rarely taken, and the lane runs from a random point of its middle half to its end.
+/// Without locks the lane is the whole circle from a random start. A lane is never empty when
+/// there are candidates.
+fn lane(len: usize, marks: &[usize], rng: &mut impl Rng) -> (usize, usize) {
+    if len == 0 {
+        return (0, 0);
+    }
+    // Stretch i runs from marks[i] to the next mark, wrapping around at `len`.
+    let stretch = |i: usize| -> (usize, usize) {
+        let from = marks[i];
+        let to = marks.get(i + 1).copied().unwrap_or(marks[0] + len);
+        (from, to - from)
+    };
+    let weight = |l: usize| (l as u64) * (l as u64);
+    let total: u64 = (0..marks.len()).map(|i| weight(stretch(i).1)).sum();
+    if total == 0 {
+        // No lock: the whole circle.
+        return (rng.gen_range(0..len), len);
+    }
+    let mut pick = rng.gen_range(0..total);
+    let mut chosen = (0, len);
+    for i in 0..marks.len() {
+        let (from, l) = stretch(i);
+        let w = weight(l);
+        if pick < w {
+            chosen = (from, l);
+            break;
+        }
+        pick -= w;
+    }
+    let (from, l) = chosen;
+    let offset = l / 4 + rng.gen_range(0..(l / 2).max(1));
+    ((from + offset) % len, l - offset)
 }
 
 #[cfg(test)]
@@ -188,13 +262,10 @@ mod tests {
             true,
         );
         let mut rng = StdRng::seed_from_u64(1);
-        let mut view = PageView::new(&layout(), p, None, Instant::now(), &mut rng);
+        let view = PageView::new(&layout(), p, None, Instant::now(), &mut rng);
         assert_eq!(view.pending_count(), 2);
-        assert_eq!(view.remaining(), 2);
-        let mut ids = vec![];
-        while let Some(c) = view.next_candidate() {
-            ids.push(c.id);
-        }
+        assert_eq!(view.remaining() + view.outside_lane(), 2);
+        let mut ids: Vec<&str> = view.candidates.iter().map(|c| c.id.as_str()).collect();
         ids.sort();
         assert_eq!(ids, vec!["2", "5"]);
         assert_eq!(
@@ -234,6 +305,108 @@ mod tests {
             firsts.insert(first);
         }
         assert!(firsts.len() > 10, "start points spread: {firsts:?}");
+    }
+
+    #[test]
+    fn walks_start_in_the_middle_of_long_stretches_without_locks() {
+        // 100 candidates; another worker's locks sit before candidate 10 and before 20, and
+        // the candidates 10..20 are therefore in its wake. The long stretch is 20..110 (mod 100).
+        let mut keys: Vec<String> = (0..100).map(|i| format!("q/{i:03}.task")).collect();
+        keys.push("q/009x.lock".into()); // sorts before 010
+        keys.push("q/019x.lock".into());
+        keys.push("q/050.lock".into()); // a lock beside its pending key: not a candidate
+        keys.sort();
+        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
+        let mut starts = Vec::new();
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let view = PageView::new(
+                &layout(),
+                page(&refs, 2, false),
+                None,
+                Instant::now(),
+                &mut rng,
+            );
+            assert_eq!(view.pending_count(), 99);
+            starts.push(view.candidates[view.start()].id.clone());
+            assert!(view.remaining() >= 1);
+        }
+        let in_wake = starts.iter().filter(|id| id.as_str() < "020").count();
+        assert!(
+            in_wake < 10,
+            "starts should avoid the short stretch behind a lock: {starts:?}"
+        );
+        let near_locks = starts
+            .iter()
+            .filter(|id| {
+                let n: u32 = id.parse().unwrap_or(0);
+                !(30..=95).contains(&n)
+            })
+            .count();
+        assert!(near_locks < 20, "starts near a lock: {starts:?}");
+        let distinct: BTreeSet<&String> = starts.iter().collect();
+        assert!(distinct.len() > 20, "starts still spread: {distinct:?}");
+    }
+
+    #[test]
+    fn a_lane_wraps_around_the_circle_and_ends_at_the_next_lock() {
+        // One lock at 90 of 100: the stretch is 90..190, its middle half 115..165 → 15..65,
+        // and the lane ends at 190 → 90.
+        for seed in 0..100 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (start, len) = lane(100, &[90], &mut rng);
+            assert!((15..65).contains(&start), "start {start}");
+            assert_eq!((start + len) % 100, 90, "lane {start}+{len}");
+        }
+        let mut rng = StdRng::seed_from_u64(3);
+        assert_eq!(lane(0, &[0], &mut rng), (0, 0));
+        let (start, len) = lane(5, &[2, 2, 2], &mut rng);
+        assert!(
+            start < 5 && len >= 1 && (start + len) % 5 == 2,
+            "locks at one point: one stretch round the circle, ending at them"
+        );
+        let (start, len) = lane(7, &[], &mut rng);
+        assert!(start < 7 && len == 7);
+        for l in 1..12 {
+            for seed in 0..20 {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let (_, len) = lane(l + 3, &[3, 3 + l], &mut rng);
+                assert!(len >= 1, "never an empty lane");
+            }
+        }
+    }
+
+    #[test]
+    fn a_walk_stops_at_the_end_of_its_lane() {
+        // Locks before candidates 0 and 10 of 40: stretches of 10 and 30.
+        let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
+        keys.push("q/000.lock".into());
+        keys.push("q/009x.lock".into());
+        keys.sort();
+        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut view = PageView::new(
+            &layout(),
+            page(&refs, 2, false),
+            None,
+            Instant::now(),
+            &mut rng,
+        );
+        assert_eq!(view.pending_count(), 39, "000 has its lock beside it");
+        let lane = view.remaining();
+        assert_eq!(lane + view.outside_lane(), 39);
+        let mut ids = Vec::new();
+        while let Some(c) = view.next_candidate() {
+            ids.push(c.id);
+        }
+        assert_eq!(ids.len(), lane);
+        let last: u32 = ids.last().and_then(|id| id.parse().ok()).unwrap_or(0);
+        assert!(
+            last == 9 || last == 39,
+            "a lane ends just before a lock: {ids:?}"
+        );
+        let sorted = ids.windows(2).all(|w| w[0] < w[1]);
+        assert!(sorted, "a lane is walked in key order: {ids:?}");
     }
 
     #[test]

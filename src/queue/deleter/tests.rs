@@ -285,3 +285,45 @@ async fn a_now_delete_still_queued_at_its_deadline_is_not_sent() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert!(store.keys("").contains(&"late".to_owned()), "never sent");
 }
+
+#[tokio::test(start_paused = true)]
+async fn on_a_slow_store_a_now_delete_waits_up_to_one_round_trip_for_announced_ones() {
+    let (store, stats) = store_with(&["warm", "a", "b", "c"]);
+    // Every request takes 160 ms (150 + the store's 10): the store is busy.
+    store.set_fault_hook(Box::new(|_| {
+        crate::store::memory::Fault::Delay(Duration::from_millis(150))
+    }));
+    let gather = Duration::from_millis(50);
+    let (deleter, task) = Deleter::new(Arc::new(store.clone()), Duration::from_secs(1), gather);
+    tokio::spawn(task.run());
+    deleter.delete_now("warm", far()).await.expect("warm");
+    let before = stats.total(Op::Delete) + stats.total(Op::DeleteMany);
+    let b = deleter.expect();
+    let c = deleter.expect();
+    let first = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("a", far()).await })
+    };
+    // b joins after more than `gather` but within one round trip.
+    let second = {
+        let d = deleter.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            d.delete_expected(b, "b", far()).await
+        })
+    };
+    let start = Instant::now();
+    first.await.expect("joined").expect("a");
+    second.await.expect("joined").expect("b");
+    let after = stats.total(Op::Delete) + stats.total(Op::DeleteMany);
+    assert_eq!(after - before, 1, "a waited for b: one request");
+    // c never comes: the wait is bounded by the round trip (not 4 × gather = 200 ms).
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_millis(160 + 160 + 15),
+        "round trip + request: {waited:?}"
+    );
+    drop(c);
+    deleter.delete_now("c", far()).await.expect("c");
+    assert!(store.keys("").is_empty());
+}
