@@ -6,6 +6,7 @@
 //! and link swap in a complete file, so a reader sees the old object or the new one, never a
 //! part.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -111,8 +112,9 @@ impl AtomicWrite<'_> {
 }
 
 /// True for names the store uses for its temporary files.
-pub(super) fn is_temp_name(name: &str) -> bool {
-    name.starts_with(RESERVED_PREFIX)
+pub(super) fn is_temp_name(name: &OsStr) -> bool {
+    name.as_encoded_bytes()
+        .starts_with(RESERVED_PREFIX.as_bytes())
 }
 
 /// A fresh temporary name: reserved prefix, pid and 64 random bits.
