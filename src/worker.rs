@@ -13,6 +13,7 @@ mod observer;
 mod poll;
 mod task;
 mod tasks;
+mod turns;
 mod unresolved;
 
 use std::sync::Arc;

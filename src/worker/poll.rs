@@ -165,7 +165,7 @@ async fn list(
     let page = tokio::select! {
         biased;
         _ = env.shutdown.drain.cancelled() => return Ok(None),
-        page = r.ctx.health.in_turn(r.ctx.store.list(&req)) => page.map_err(|e| QueueError::store("list queue", &req.prefix, e))?,
+        page = super::turns::in_turn_alive(env.lifecycle.as_ref(), &r.ctx.health, r.ctx.store.list(&req)) => page.map_err(|e| QueueError::store("list queue", &req.prefix, e))?,
     };
     env.listed_ok();
     super::unresolved::recheck_soon(r, env);
