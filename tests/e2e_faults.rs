@@ -30,9 +30,10 @@ const TRIES: u64 = 4;
 /// `poll_interval` doubling to `max_poll_interval` (2 s here, ±10 %) after the last failure
 /// (`src/queue/health.rs`). A turn is one request, tried `TRIES` times over 0.7–1.4 s, so a
 /// turn starts at most every ~2.5 s: at most two overlap a 3-s window, `2 × TRIES`. That is
-/// about one request a second at the steady state (4 tries every ~3 s, as measured), and the
-/// only other requests are lease refreshes, which never wait (a refresh held back could cost a
-/// lease) but which no task here needs: handlers take 0.1 s, the lease is 30 s. Requests
+/// about one request a second at the steady state (4 tries every ~3 s, as measured). The only
+/// requests that never wait are those a wait could cost a lease: refreshes of held tasks, and
+/// a settled lock's delete at its last chance before the lease it is trusted for ends; none
+/// falls in these windows (handlers take 0.1 s, locks are trusted for 20 s). Requests
 /// already under way when the store began to fail finish their tries within ~1.4 s, before
 /// the second half. Busy and healthy a worker makes 80–100 requests a second; before the gate
 /// it made up to 49 in such a window (every step retried on its own schedule).

@@ -373,11 +373,12 @@ impl DeleterTask {
     /// the batch in flight has stalled long enough to send another beside it. Never a time
     /// already past while nothing can be sent (that would spin).
     fn next_wake(&self) -> Option<Instant> {
+        // A "now" delete is answered at its deadline; a "later" one gets its last chance then.
         let deadline = || {
             self.now
                 .iter()
                 .map(|(_, d, _)| *d)
-                .chain(self.later.iter().map(|l| l.deadline))
+                .chain(self.later.iter().map(|l| last_chance(l.deadline)))
                 .min()
         };
         let urgent = !self.now.is_empty();
@@ -450,7 +451,10 @@ impl DeleterTask {
         if due.is_empty() && urgent.is_empty() {
             return;
         }
-        let Some(leave) = self.gate.leave(flushing) else {
+        // A settled lock's delete at its last chance goes even while the store seems to fail:
+        // missing it leaves the lock for the reaper and runs the task again.
+        let pressing = due.iter().any(|l| now >= last_chance(l.deadline));
+        let Some(leave) = self.gate.leave(flushing || pressing) else {
             // The store is failing and it is not our turn: they go at the next one.
             self.now.extend(urgent);
             self.later.extend(due);
@@ -555,6 +559,11 @@ async fn send(store: &dyn Store, keys: &[String]) -> Vec<(String, StoreError)> {
                 .collect()
         }
     }
+}
+
+/// The last moment a "later" delete due by `deadline` is sent.
+fn last_chance(deadline: Instant) -> Instant {
+    deadline.checked_sub(SEND_AHEAD).unwrap_or(deadline)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

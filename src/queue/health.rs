@@ -9,8 +9,9 @@
 //! failure or turn, `delay` doubling from `poll_interval` to `max_poll_interval` (jittered).
 //! The first answer of any request opens the gate again for everyone. So an outage costs one
 //! store operation (the transport's tries of one request) per `max_poll_interval` per worker,
-//! plus the lease refreshes of held tasks, which never wait here: a refresh that waited could
-//! cost a lease that was still safe to keep.
+//! plus what never waits here because waiting could cost a lease that was still safe to keep:
+//! the lease refreshes of held tasks, and the delete of a settled lock at its last chance
+//! before its deadline (see [`super::deleter`]).
 //!
 //! While the store answers, the gate admits everything at once: it never delays a healthy
 //! worker. Steps with a deadline (the lease) take their turn *before* checking it, and keep the

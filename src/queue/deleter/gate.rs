@@ -1,8 +1,10 @@
 //! The delete batcher's side of [`StoreHealth`]: while the store fails, a batch goes out only
 //! in its turn, and the batcher sleeps until then instead of retrying into the outage.
 //!
-//! A flush (shutdown) is not held back: it sends what is left as soon as it is due and gives up
-//! after a few failures, so a drain does not wait out the backoff.
+//! Not held back: a flush (shutdown), which sends what is left as soon as it is due and gives
+//! up after a few failures, so a drain does not wait out the backoff; and a settled lock's
+//! delete at its last chance before its deadline, since missing it leaves the lock to the
+//! reaper and runs the task again (one request per settled lock at most, like a lease refresh).
 
 use std::sync::Arc;
 
@@ -30,17 +32,18 @@ impl BatchGate {
         }
     }
 
-    /// Leave to send a batch now, or `None` while it is not a batch's turn.
-    pub fn leave(&self, flushing: bool) -> Option<Leave> {
+    /// Leave to send a batch now, or `None` while it is not a batch's turn; `bypass` sends it
+    /// regardless (see the module docs).
+    pub fn leave(&self, bypass: bool) -> Option<Leave> {
         match &self.health {
-            Some((health, _)) if !flushing => health.try_turn().map(|t| Leave(Some(t))),
+            Some((health, _)) if !bypass => health.try_turn().map(|t| Leave(Some(t))),
             _ => Some(Leave(None)),
         }
     }
 
     /// When the batcher should look again, given when it would without the gate (`wake`),
     /// whether a "now" delete waits (it goes at the next turn), and the earliest deadline of
-    /// what waits (answered when it passes, even if no turn came).
+    /// what waits (acted on when it comes, even if no turn came).
     pub fn bound(
         &self,
         wake: Option<Instant>,

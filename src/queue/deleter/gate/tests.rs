@@ -23,6 +23,11 @@ struct Setup {
 
 /// A gated batcher (turns 1 s doubling to 4 s) on a store holding `keys`.
 fn setup(keys: &[String]) -> Setup {
+    setup_with(keys, Duration::from_secs(1), Duration::from_secs(4))
+}
+
+/// A gated batcher whose turns are spaced `base` doubling to `max`.
+fn setup_with(keys: &[String], base: Duration, max: Duration) -> Setup {
     let stats = Arc::new(RequestStats::default());
     let store = MemoryStore::builder()
         .stats(Arc::clone(&stats))
@@ -32,8 +37,8 @@ fn setup(keys: &[String]) -> Setup {
         store.insert(k, "x", Metadata::new(), None);
     }
     let health = Arc::new(StoreHealth::new(
-        Duration::from_secs(1),
-        Duration::from_secs(4),
+        base,
+        max,
         Arc::new(Mutex::new(StdRng::seed_from_u64(9))),
     ));
     let observed: Arc<dyn Store> = Arc::new(ObservedStore::new(
@@ -140,4 +145,33 @@ async fn a_now_delete_held_back_is_answered_at_its_deadline_and_never_sent() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(s.stats.grand_total(), before, "never sent");
     assert!(s.store.keys("").contains(&ks[1]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settled_lock_goes_at_its_last_chance_even_between_turns() {
+    let ks = keys(2);
+    let s = setup_with(&ks, Duration::from_secs(10), Duration::from_secs(60));
+    // One failure closes the gate for ten seconds; the store is fine again at once, but no
+    // request has told the gate so.
+    s.store.fail_next(1);
+    let far = Instant::now() + Duration::from_secs(3600);
+    s.deleter.delete_now(&ks[0], far).await.expect_err("down");
+    assert!(s.health.failing());
+    let start = Instant::now();
+    let receipt = s
+        .deleter
+        .delete_later(&ks[1], start, start + Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(
+        s.store.keys("").contains(&ks[1]),
+        "held back while it can wait"
+    );
+    assert!(receipt.deleted().await, "sent before its deadline");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(2_850) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(!s.store.keys("").contains(&ks[1]));
+    assert!(!s.health.failing(), "its answer opened the gate");
 }
