@@ -13,6 +13,8 @@ mod observer;
 mod poll;
 mod task;
 mod tasks;
+mod turns;
+mod unresolved;
 
 use std::sync::Arc;
 use std::time::Duration;

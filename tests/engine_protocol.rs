@@ -51,6 +51,7 @@ fn ctx(store: &MemoryStore, owner: &str) -> QueueCtx {
         },
         metrics: Arc::new(Metrics::new(Arc::default())),
         deleter,
+        health: Arc::default(),
         clock,
         settle_hold: Duration::from_secs(1),
         rng: Arc::new(Mutex::new(StdRng::seed_from_u64(1))),

@@ -48,6 +48,19 @@ pub enum ClaimOutcome {
         /// Why.
         reason: String,
     },
+    /// The store failed mid-claim and left it open: a lock carrying this claim's token may
+    /// exist beside the pending key (a create whose answer was lost and whose lock could not
+    /// be read), or the lock exists and the pending key may be gone (a put-back that kept
+    /// failing). Nothing is lost: the reaper settles it once the lock is a lease old. The
+    /// caller may settle it sooner, once the store answers again, by releasing `held`
+    /// ([`super::settle::release`] with the attempts used before it), which acts only on a
+    /// lock that still carries its token.
+    Unresolved {
+        /// The claim, with the payload read.
+        held: Box<Held>,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Try to claim one listed task.
@@ -57,9 +70,14 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         let reason = oversize_reason(listed.size, q.limits.max_payload_bytes);
         return fail_pending(q, candidate, &listed.etag, 0, None, reason).await;
     }
+    // While the store fails, a claim waits its turn like every other repeatable step, rather
+    // than sending its read into the outage (see [`super::health`]).
+    let turn = q.health.turn().await;
     let expected = q.deleter.expect();
     let get_sent = Instant::now();
-    let object = match q.store.get(&listed.key).await {
+    let read = q.store.get(&listed.key).await;
+    drop(turn);
+    let object = match read {
         Ok(object) => object,
         Err(StoreError::NotFound { .. }) => return Ok(ClaimOutcome::Lost),
         Err(e) => return Err(QueueError::store("read pending task", &listed.key, e)),
@@ -99,14 +117,21 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         Err(StoreError::AlreadyExists { .. } | StoreError::PreconditionFailed { .. })
         | Err(StoreError::NotFound { .. }) => return Ok(ClaimOutcome::Lost),
         Err(e @ (StoreError::Ambiguous { .. } | StoreError::Transient { .. })) => {
-            match lock_token(q, &held.lock_key).await {
-                Ok(Some(token)) if token == held.token => {
+            match read_lock_token_in_turn(q, &held.lock_key).await {
+                Some(Ok(Some(token))) if token == held.token => {
                     tracing::debug!(key = %held.lock_key, error = %e, "a create without a clear answer had won");
                 }
-                Ok(_) => return Ok(ClaimOutcome::Lost),
-                // Unknown: a lock of ours, if any, goes stale and is reaped with the pending
-                // key still in place, so nothing is lost.
-                Err(_) => return Err(QueueError::store("create lock", &held.lock_key, e)),
+                Some(Ok(_)) => return Ok(ClaimOutcome::Lost),
+                // Unknown (the read failed, or the store is failing and it was not our turn
+                // to read): a lock of ours, if any, sits beside the pending key, so nothing is
+                // lost; the caller checks it again once the store answers.
+                Some(Err(_)) | None => {
+                    let reason = QueueError::store("create lock", &held.lock_key, e).to_string();
+                    return Ok(ClaimOutcome::Unresolved {
+                        held: Box::new(held),
+                        reason,
+                    });
+                }
             }
         }
         Err(e) => return Err(QueueError::store("create lock", &held.lock_key, e)),
@@ -140,7 +165,16 @@ pub async fn claim(q: &QueueCtx, candidate: &Candidate) -> Result<ClaimOutcome, 
         // The delete failed, or answered so late that a reaper may already have acted on our
         // lock: the pending key may be gone and the lock with it. Make sure the task exists as
         // a pending key again, and never run it under a lease we cannot prove.
-        ensure_pending(q, &held, used).await;
+        if !ensure_pending(q, &held, used).await {
+            let reason = match &deleted {
+                Err(e) => e.to_string(),
+                Ok(()) => "the pending delete answered after the lease".into(),
+            };
+            return Ok(ClaimOutcome::Unresolved {
+                held: Box::new(held),
+                reason,
+            });
+        }
         return match deleted {
             Ok(()) => Ok(ClaimOutcome::Lost),
             Err(e) => Err(e),
@@ -196,13 +230,16 @@ async fn delete_pending(
 }
 
 /// After a pending delete that failed or answered late, make sure the task still exists
-/// somewhere other than this worker's memory. Retried a few times; if the store stays
-/// unreachable the lock is left for the reaper, which recreates the task from it.
-async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
+/// somewhere other than this worker's memory. Retried a few times, each in its turn (see
+/// [`super::health`]); false if the store stayed unreachable: the lock is left for the reaper,
+/// which recreates the task from it, unless the caller settles it sooner.
+async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) -> bool {
     let mut wait = std::time::Duration::from_millis(100);
     for _ in 0..4 {
-        match put_back(q, held, used).await {
-            Ok(()) => return,
+        // The turn covers the whole put-back, so no wait falls between its lease check and
+        // the lock delete that check allows.
+        match q.health.in_turn(put_back(q, held, used)).await {
+            Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(key = %held.pending_key, error = %e, "could not put a task back to pending; retrying");
                 tokio::time::sleep(wait).await;
@@ -210,7 +247,8 @@ async fn ensure_pending(q: &QueueCtx, held: &Held, used: u32) {
             }
         }
     }
-    tracing::error!(key = %held.pending_key, "could not put a task back to pending; its lock is left for the reaper");
+    tracing::warn!(key = %held.pending_key, "could not put a task back to pending yet; its lock stays until the store answers (or the reaper takes it)");
+    false
 }
 
 /// While the lease is ours, the lock is ours: recreate the pending key (create-if-absent, with
@@ -285,6 +323,19 @@ async fn create_lock(q: &QueueCtx, held: &Held) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// [`lock_token`] of a lock whose create got no clear answer, if the store is not failing or
+/// it is this read's turn; `None` when it is not (the caller remembers the claim instead of
+/// queueing one more read into an outage).
+async fn read_lock_token_in_turn(
+    q: &QueueCtx,
+    key: &str,
+) -> Option<Result<Option<String>, StoreError>> {
+    let turn = q.health.try_turn()?;
+    let read = lock_token(q, key).await;
+    drop(turn);
+    Some(read)
 }
 
 /// The `bq-token` of a key, `None` when the key is absent or carries none.

@@ -9,6 +9,7 @@ use rand::Rng;
 
 use super::clock::StoreClock;
 use super::deleter::Deleter;
+use super::health::StoreHealth;
 use super::layout::Layout;
 use crate::config::{OnSuccess, QueueConfig, WorkerConfig};
 use crate::metrics::Metrics;
@@ -86,6 +87,9 @@ pub struct QueueCtx {
     pub metrics: Arc<Metrics>,
     /// Batched deletes.
     pub deleter: Deleter,
+    /// Whether the store is failing, and the turns repeatable steps wait for while it is
+    /// (shared by every queue of the worker).
+    pub health: Arc<StoreHealth>,
     /// The store's clock as last seen.
     pub clock: Arc<StoreClock>,
     /// How long a settled lock is kept before it is deleted. On S3 this is what proves a claim

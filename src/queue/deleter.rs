@@ -33,7 +33,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
+use super::health::StoreHealth;
 use crate::store::{Store, StoreError, MAX_DELETE_BATCH};
+use gate::BatchGate;
+
+mod gate;
 
 /// Retries of a failed "later" delete before it is logged and dropped at shutdown.
 const FLUSH_ATTEMPTS: u32 = 5;
@@ -133,6 +137,7 @@ impl Deleter {
                 last_started: None,
                 last_round_trip: Duration::ZERO,
                 closed: false,
+                gate: BatchGate::default(),
             },
         )
     }
@@ -267,9 +272,17 @@ pub struct DeleterTask {
     /// How long the last batch took to answer.
     last_round_trip: Duration,
     closed: bool,
+    gate: BatchGate,
 }
 
 impl DeleterTask {
+    /// Hold batches back while `health` says the store is failing: each goes in its turn,
+    /// with every other repeatable step of the worker (see [`StoreHealth`]).
+    pub fn gated_by(mut self, health: Arc<StoreHealth>) -> Self {
+        self.gate = BatchGate::on(health);
+        self
+    }
+
     /// Send batches until every [`Deleter`] is dropped, then send what is left and return.
     pub async fn run(mut self) {
         loop {
@@ -284,6 +297,7 @@ impl DeleterTask {
                     None => self.closed = true,
                 },
                 () = sleep_until_opt(wake) => {}
+                () = self.gate.changed() => {}
             }
             // Group commit: take everything that queued while we waited or sent.
             while let Ok(msg) = self.rx.try_recv() {
@@ -372,6 +386,22 @@ impl DeleterTask {
     /// the batch in flight has stalled long enough to send another beside it. Never a time
     /// already past while nothing can be sent (that would spin).
     fn next_wake(&self) -> Option<Instant> {
+        // A "now" delete is answered at its deadline; a "later" one gets its last chance then.
+        let deadline = || {
+            self.now
+                .iter()
+                .map(|(_, d, _)| *d)
+                .chain(self.later.iter().map(|l| last_chance(l.deadline)))
+                .min()
+        };
+        let urgent = !self.now.is_empty();
+        let flushing = self.flushing();
+        self.gate
+            .bound(self.next_wake_ungated(), urgent, deadline, flushing)
+    }
+
+    /// [`DeleterTask::next_wake`] of a store that answers.
+    fn next_wake_ungated(&self) -> Option<Instant> {
         let flushing = self.flushing();
         let later = self
             .later
@@ -422,7 +452,7 @@ impl DeleterTask {
         let mut urgent = Vec::new();
         for (key, deadline, reply) in std::mem::take(&mut self.now) {
             if now < deadline {
-                urgent.push((key, reply));
+                urgent.push((key, deadline, reply));
             } else {
                 let _ = reply.send(Err(StoreError::Transient {
                     key,
@@ -434,12 +464,23 @@ impl DeleterTask {
         if due.is_empty() && urgent.is_empty() {
             return;
         }
+        // A settled lock's delete at its last chance goes even while the store seems to fail:
+        // missing it leaves the lock for the reaper and runs the task again.
+        let pressing = due.iter().any(|l| now >= last_chance(l.deadline));
+        let Some(leave) = self.gate.leave(flushing || pressing) else {
+            // The store is failing and it is not our turn: they go at the next one.
+            self.now.extend(urgent);
+            self.later.extend(due);
+            return;
+        };
+        let urgent: Vec<(String, Answer)> = urgent.into_iter().map(|(k, _, r)| (k, r)).collect();
         let mut keys: Vec<String> = urgent.iter().map(|(k, _)| k.clone()).collect();
         keys.extend(due.iter().map(|l| l.key.clone()));
         let store = Arc::clone(&self.store);
         let batch = Batch { urgent, due };
         self.last_started = Some(now);
         self.inflight.push(Box::pin(async move {
+            let _leave = leave;
             let mut errors = Vec::new();
             for chunk in keys.chunks(MAX_DELETE_BATCH) {
                 errors.extend(send(store.as_ref(), chunk).await);
@@ -534,6 +575,11 @@ async fn send(store: &dyn Store, keys: &[String]) -> Vec<(String, StoreError)> {
                 .collect()
         }
     }
+}
+
+/// The last moment a "later" delete due by `deadline` is sent.
+fn last_chance(deadline: Instant) -> Instant {
+    deadline.checked_sub(SEND_AHEAD).unwrap_or(deadline)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -2,7 +2,9 @@
 //! (design §2–3). The engine in [`crate::worker`] drives it; the store knows nothing of it.
 //!
 //! One file per step: [`claim`], [`lease`], [`settle`], [`reap`]; [`scan`] reads listing pages;
-//! [`deleter`] batches deletes; [`startup`] checks the store can make claims exclusive.
+//! [`deleter`] batches deletes; [`startup`] checks the store can make claims exclusive;
+//! [`health`] spaces repeatable steps out while the store fails ([`observed`] tells it how
+//! each request went).
 //!
 //! # The protocol in brief
 //!
@@ -41,10 +43,12 @@ pub mod clock;
 pub mod context;
 pub mod deleter;
 pub mod error;
+pub mod health;
 pub mod held;
 pub mod layout;
 pub mod lease;
 pub mod meta;
+pub mod observed;
 pub mod reap;
 pub mod scan;
 pub mod settle;

@@ -11,12 +11,15 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::tasks::{AbortOnDrop, TaskSet};
+use super::unresolved::Unresolved;
 use super::{poll, EngineOptions, Lifecycle, Observer, Shutdown, WorkerContext, WorkerError};
 use crate::config::{QueueConfig, WorkerConfig};
 use crate::handlers::Handler;
 use crate::metrics::Metrics;
 use crate::queue::clock::StoreClock;
 use crate::queue::deleter::Deleter;
+use crate::queue::health::StoreHealth;
+use crate::queue::observed::ObservedStore;
 use crate::queue::startup::{check_exclusive, Exclusivity};
 use crate::queue::{Layout, Limits, QueueCtx, Recipe};
 use crate::store::Store;
@@ -72,6 +75,8 @@ pub(crate) struct QueueRunner {
     pub claiming: Mutex<BTreeSet<String>>,
     /// Lock keys being reaped by this worker.
     pub reaping: Mutex<BTreeSet<String>>,
+    /// Claims a store failure left open, settled once the store answers again.
+    pub unresolved: Unresolved,
 }
 
 /// Start, serve until drained, drain.
@@ -130,6 +135,16 @@ pub(crate) async fn serve(
             "the lease is short next to the store's request timeout times its tries; leases are trusted for only half their length, so raise `lease` or lower `request_timeout`/`max_retries`"
         );
     }
+    // One gate for every queue: they share the store, so they share its outages.
+    let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(rand::Rng::gen(
+        &mut seed_rng,
+    ))));
+    let health = Arc::new(StoreHealth::new(
+        worker.poll_interval,
+        worker.max_poll_interval,
+        Arc::clone(&rng),
+    ));
+    let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, Arc::clone(&health)));
     let recipe = Recipe::for_store(store.as_ref());
     let settle_hold = options.settle_hold.unwrap_or(match recipe {
         Recipe::AtomicCopy => Duration::ZERO,
@@ -139,10 +154,8 @@ pub(crate) async fn serve(
     // delete when tasks trickle in one per poll.
     let linger = options.delete_linger.unwrap_or(worker.poll_interval * 2);
     let (deleter, deleter_task) = Deleter::new(Arc::clone(&store), linger, DELETE_GATHER);
+    let deleter_task = deleter_task.gated_by(Arc::clone(&health));
     let clock = Arc::new(StoreClock::new());
-    let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(rand::Rng::gen(
-        &mut seed_rng,
-    ))));
     let tasks = TaskSet::new();
     let _abort_on_drop = AbortOnDrop(Arc::clone(&tasks));
     let env = Arc::new(Env {
@@ -176,6 +189,7 @@ pub(crate) async fn serve(
                     limits: Limits::new(&worker, q, budget),
                     metrics: Arc::clone(&metrics),
                     deleter: deleter.clone(),
+                    health: Arc::clone(&health),
                     clock: Arc::clone(&clock),
                     settle_hold,
                     rng: Arc::clone(&rng),
@@ -188,6 +202,7 @@ pub(crate) async fn serve(
                 conflicted: AtomicBool::new(false),
                 claiming: Mutex::new(BTreeSet::new()),
                 reaping: Mutex::new(BTreeSet::new()),
+                unresolved: Unresolved::default(),
             })
         })
         .collect();

@@ -196,9 +196,10 @@ async fn list(
     let page = tokio::select! {
         biased;
         _ = env.shutdown.drain.cancelled() => return Ok(None),
-        page = r.ctx.store.list(&req) => page.map_err(|e| QueueError::store("list queue", &req.prefix, e))?,
+        page = super::turns::in_turn_alive(env.lifecycle.as_ref(), &r.ctx.health, r.ctx.store.list(&req)) => page.map_err(|e| QueueError::store("list queue", &req.prefix, e))?,
     };
     env.listed_ok();
+    super::unresolved::recheck_soon(r, env);
     r.ctx.clock.observe(page.server_time);
     let view = r
         .ctx
@@ -219,7 +220,7 @@ async fn list(
 /// Reap one stale lock and count what happened.
 async fn reap_one(r: Arc<QueueRunner>, lock: ListedLock) {
     let q = &r.ctx;
-    match reap::reap(q, &lock).await {
+    match q.health.in_turn(reap::reap(q, &lock)).await {
         Ok(Reaped::Requeued | Reaped::LockDropped) => {
             q.metrics.update(&q.name, |m| m.reaped += 1);
             tracing::info!(queue = %q.name, key = %lock.listed.key, "reaped a stale lock; the task is pending again");

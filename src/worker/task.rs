@@ -92,6 +92,11 @@ pub(crate) async fn claim_and_run(
             tracing::warn!(queue = %q.name, key = %candidate.listed.key, reason = %reason, "claim abandoned; the reaper tidies up after the lease");
             return;
         }
+        Ok(ClaimOutcome::Unresolved { held, reason }) => {
+            tracing::warn!(queue = %q.name, key = %candidate.listed.key, reason = %reason, "claim left open by a store failure; its lock is checked again once the store answers");
+            r.unresolved.remember(*held);
+            return;
+        }
         Ok(ClaimOutcome::Failed { reason }) => {
             q.metrics.update(&q.name, |m| m.failed += 1);
             tracing::warn!(queue = %q.name, key = %candidate.listed.key, reason = %reason, "task moved to failed without running");
@@ -127,7 +132,7 @@ async fn run_held(r: &Arc<QueueRunner>, env: &Arc<Env>, mut held: Held, slot: Sl
         drop(slot.take());
         let (after, reason) = match attempt {
             Attempt::Done => {
-                if settle_retrying(env, "settle success", || settle::succeed(q, &held)).await {
+                if settle_retrying(q, env, "settle success", || settle::succeed(q, &held)).await {
                     q.metrics.update(&q.name, |m| m.succeeded += 1);
                     tracing::info!("task succeeded");
                 }
@@ -342,7 +347,7 @@ async fn record_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -
 
 /// Move the task to failed, counting it.
 async fn fail(q: &QueueCtx, env: &Env, held: &Held, reason: &str) {
-    if settle_retrying(env, "move to failed", || settle::fail(q, held, reason)).await {
+    if settle_retrying(q, env, "move to failed", || settle::fail(q, held, reason)).await {
         q.metrics.update(&q.name, |m| m.failed += 1);
         tracing::warn!(reason = %reason, "task failed; moved to the failed prefix");
     }
@@ -350,14 +355,17 @@ async fn fail(q: &QueueCtx, env: &Env, held: &Held, reason: &str) {
 
 /// Give the task back to the queue with `attempts` attempts counted.
 async fn give_back(q: &QueueCtx, env: &Env, held: &Held, attempts: u32) {
-    if settle_retrying(env, "release", || settle::release(q, held, attempts)).await {
+    if settle_retrying(q, env, "release", || settle::release(q, held, attempts)).await {
         tracing::info!("released task back to pending");
     }
 }
 
-/// Run a settle step until it succeeds or the lease is lost; while the store fails, back off.
-/// Past the shutdown grace, give up after a few tries: the lock then expires by lease.
-async fn settle_retrying<F, Fut>(env: &Env, step: &'static str, mut f: F) -> bool
+/// Run a settle step until it succeeds or the lease is lost; while the store fails, back off,
+/// and retry only in turn with the worker's other repeatable steps (see
+/// [`crate::queue::health`]). The turn only paces the retry: a step may wait on the delete
+/// batcher, which takes its own turn. Past the shutdown grace, give up after a few tries: the
+/// lock then expires by lease.
+async fn settle_retrying<F, Fut>(q: &QueueCtx, env: &Env, step: &'static str, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), LeaseError>>,
@@ -379,6 +387,7 @@ where
                 }
                 tracing::warn!(step, error = %e, retry_in = ?wait, "store failed while settling; retrying");
                 tokio::time::sleep(wait).await;
+                drop(q.health.turn().await);
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
         }
