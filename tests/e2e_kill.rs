@@ -29,7 +29,9 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
     let keys = bucket.enqueue("q", "t", 1000);
 
     let mut spec = WorkerSpec::new(&bucket.endpoint, &bucket.name, recorder.handler("0.2"));
-    spec.lease = "5s";
+    // Short, so the killed worker's locks are reaped soon; long enough that a busy machine
+    // (the lease is trusted for half its length) does not expire the survivors' leases.
+    spec.lease = "10s";
     spec.timeout = "2s";
     let mut workers: Vec<Worker> = (1..=4)
         .map(|i| Worker::start(dir.path(), &format!("w{i}"), &spec))
@@ -147,7 +149,14 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
     );
     assert!(
         !running_at_kill.is_empty(),
-        "the kill hit no running task, so this run proves nothing about them"
+        "the kill hit no running task, so this run proves nothing about them; the killed \
+         worker's last runs (start, end relative to the kill): {:?}",
+        by_victim
+            .iter()
+            .rev()
+            .take(5)
+            .map(|r| (r.start - killed_at, r.end.map(|e| e - killed_at)))
+            .collect::<Vec<_>>()
     );
     println!(
         "killed worker: {} runs, {} running at the kill; {} tasks ran twice ({} of them had \

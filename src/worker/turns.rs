@@ -1,7 +1,11 @@
-//! The poll loop waiting for its turn at the store's gate ([`StoreHealth`]) without looking
-//! stuck: while the store fails, other steps (claims, delete batches, settles) may take several
-//! turns before a listing's, and a poll loop silent for a whole systemd watchdog period would
-//! get the process restarted. Waiting for a turn is progress, so it reports itself alive.
+//! The poll loop waiting for its turn at the store's gate ([`StoreHealth`]), and for its
+//! listing, without looking stuck: while the store fails, other steps (claims, delete batches,
+//! settles) may take several turns before a listing's, and a stalled listing takes up to the
+//! request timeout times the transport's tries (two minutes with the defaults) before it gives
+//! up. A poll loop silent for a whole systemd watchdog period would get the process restarted,
+//! yet waiting for a turn or for a request that is bounded by its own timeout is progress, so
+//! it reports itself alive meanwhile. A loop that is really stuck (not waiting on either) stays
+//! silent, and the watchdog still catches it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +17,8 @@ use crate::queue::health::StoreHealth;
 /// How often a waiting poll loop says it is alive: far inside any sensible `WatchdogSec`.
 const ALIVE_EVERY: Duration = Duration::from_secs(5);
 
-/// Run `step` in its turn, telling `lifecycle` the loop is alive while it waits.
+/// Run `step` (a store request, bounded by its own timeout) in its turn, telling `lifecycle`
+/// the loop is alive while it waits for the turn and for the request.
 pub(crate) async fn in_turn_alive<F: Future>(
     lifecycle: &dyn Lifecycle,
     health: &Arc<StoreHealth>,
@@ -25,7 +30,13 @@ pub(crate) async fn in_turn_alive<F: Future>(
             () = tokio::time::sleep(ALIVE_EVERY) => lifecycle.alive(),
         }
     };
-    let output = step.await;
+    let mut step = std::pin::pin!(step);
+    let output = loop {
+        tokio::select! {
+            output = &mut step => break output,
+            () = tokio::time::sleep(ALIVE_EVERY) => lifecycle.alive(),
+        }
+    };
     drop(turn);
     output
 }
@@ -66,5 +77,19 @@ mod tests {
         let n = beats.0.load(Ordering::SeqCst);
         assert!(n >= 11, "{n} beats in a minute");
         releaser.await.expect("joined");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_request_keeps_saying_alive_until_it_gives_up() {
+        let health = Arc::new(StoreHealth::default());
+        let beats = Beats::default();
+        let out = in_turn_alive(&beats, &health, async {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            "timed out"
+        })
+        .await;
+        assert_eq!(out, "timed out");
+        let n = beats.0.load(Ordering::SeqCst);
+        assert!(n >= 23, "{n} beats in two minutes");
     }
 }
