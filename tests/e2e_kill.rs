@@ -46,17 +46,20 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
         || format!("{} handled", recorder.finished().len()),
     );
 
-    // Kill it while it runs handlers, so that the kill is known to interrupt some.
+    // Kill it while it runs handlers, so that the kill is known to interrupt some: two runs
+    // that started less than half their 0.2 s ago, so they are still running when the signal
+    // lands even if reading the record took a while.
     let victim = workers.remove(1);
     let victim_pid = victim.pid();
     wait_until(
         "the victim running two handlers at once",
         Duration::from_secs(30),
         || {
+            let now = now_secs();
             let running = recorder
                 .runs()
                 .iter()
-                .filter(|r| r.pid == victim_pid && r.end.is_none())
+                .filter(|r| r.pid == victim_pid && r.end.is_none() && now - r.start < 0.1)
                 .count();
             (running >= 2).then_some(())
         },
