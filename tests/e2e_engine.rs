@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use e2e_support::bucket::TestBucket;
 use e2e_support::record::{by_key, duplicates, Recorder};
-use e2e_support::worker::{Requests, Worker, WorkerSpec};
-use e2e_support::{serial, wait_until};
+use e2e_support::worker::{outputs, start_ready, Requests, Worker, WorkerSpec};
+use e2e_support::{serial, wait_all_handled, wait_bucket_empty, wait_until};
 
 const START: Duration = Duration::from_secs(30);
 
@@ -32,38 +32,20 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
 
     let spec = WorkerSpec::new(&bucket.endpoint, &bucket.name, recorder.handler("0.05"));
     let started = Instant::now();
-    let mut workers: Vec<Worker> = (1..=4)
-        .map(|i| Worker::start(dir.path(), &format!("w{i}"), &spec))
-        .collect();
-    for w in &mut workers {
-        w.wait_ready(START);
-    }
-    let output = |workers: &[Worker]| {
-        workers
-            .iter()
-            .map(|w| format!("--- {}\n{}", w.name, w.daemon.output()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    wait_until(
+    let mut workers = start_ready(dir.path(), 4, &spec, START);
+    wait_all_handled(
         "every task handled",
         Duration::from_secs(150),
-        || (recorder.finished() == keys).then_some(()),
-        || {
-            format!(
-                "{} of {} handled\n{}",
-                recorder.finished().len(),
-                keys.len(),
-                output(&workers)
-            )
-        },
+        &recorder,
+        &keys,
+        &workers,
     );
     let took = started.elapsed();
-    wait_until(
+    wait_bucket_empty(
         "the bucket empty",
         Duration::from_secs(20),
-        || bucket.keys().is_empty().then_some(()),
-        || format!("left: {:?}", bucket.keys()),
+        &bucket,
+        &workers,
     );
     let at_load: Vec<Requests> = workers.iter().map(Worker::requests).collect();
 
@@ -127,14 +109,14 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
             "the trickled task handled",
             START,
             || recorder.finished().is_superset(&key).then_some(()),
-            || output(&workers),
+            || outputs(&workers),
         );
     }
-    wait_until(
+    wait_bucket_empty(
         "the bucket empty after the trickle",
         Duration::from_secs(20),
-        || bucket.keys().is_empty().then_some(()),
-        || format!("left: {:?}", bucket.keys()),
+        &bucket,
+        &workers,
     );
     let trickled =
         Requests::sum(&workers.iter().map(Worker::requests).collect::<Vec<_>>()).since(&before);
@@ -158,7 +140,7 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
     }
     // The task span names the attempt once (it was recorded again over the value the span
     // was created with, which the text log prints as `attempt=1 attempt=1`).
-    let log = output(&workers);
+    let log = outputs(&workers);
     let doubled = log
         .lines()
         .find(|l| l.contains("task{") && l.matches("attempt=1 attempt=1").count() > 0);
@@ -169,7 +151,7 @@ fn four_workers_handle_a_thousand_tasks_exactly_once() {
 
     // LocalStack under this load sometimes answers 500 or drops a connection; the transport
     // retries those, and a claim that still fails is only logged. Anything else is a bug.
-    let warnings: Vec<String> = output(&workers)
+    let warnings: Vec<String> = outputs(&workers)
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .filter(|l| !l.contains("transient store failure"))
@@ -265,11 +247,11 @@ fn sigterm_releases_unfinished_tasks_to_another_worker_without_waiting_for_the_l
     let again: Vec<_> = runs.iter().filter(|r| r.pid != first_pid).collect();
     assert_eq!(again.len(), 6, "{runs:#?}");
     assert!(again.iter().all(|r| r.attempt == 1), "{again:#?}");
-    wait_until(
+    wait_bucket_empty(
         "the bucket empty",
         Duration::from_secs(20),
-        || bucket.keys().is_empty().then_some(()),
-        || format!("left: {:?}", bucket.keys()),
+        &bucket,
+        std::slice::from_ref(&second),
     );
     second.daemon.signal(libc::SIGTERM);
     assert_eq!(

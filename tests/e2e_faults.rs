@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use e2e_support::bucket::TestBucket;
 use e2e_support::proxy::{Fault, FaultProxy};
 use e2e_support::record::{duplicates, Recorder};
-use e2e_support::worker::{Requests, Worker, WorkerSpec};
-use e2e_support::{serial, wait_until};
+use e2e_support::worker::{outputs, start_ready, Requests, Worker, WorkerSpec};
+use e2e_support::{serial, wait_all_handled, wait_bucket_empty, wait_until};
 
 const START: Duration = Duration::from_secs(30);
 
@@ -63,24 +63,12 @@ fn workers_survive_a_failing_store_lose_nothing_and_recover() {
     spec.max_retries = 3;
     spec.lease = "30s";
     spec.timeout = "5s";
-    let mut workers: Vec<Worker> = (1..=2)
-        .map(|i| Worker::start(dir.path(), &format!("w{i}"), &spec))
-        .collect();
-    for w in &mut workers {
-        w.wait_ready(START);
-    }
-    let output = |workers: &[Worker]| {
-        workers
-            .iter()
-            .map(|w| format!("--- {}\n{}", w.name, w.daemon.output()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let mut workers = start_ready(dir.path(), 2, &spec, START);
     wait_until(
         "some tasks handled before the faults",
         Duration::from_secs(60),
         || (recorder.finished().len() >= 60).then_some(()),
-        || output(&workers),
+        || outputs(&workers),
     );
 
     let window = Duration::from_secs(2);
@@ -155,24 +143,18 @@ fn workers_survive_a_failing_store_lose_nothing_and_recover() {
         proxy.connections()
     );
 
-    wait_until(
+    wait_all_handled(
         "every task handled after the store recovered",
         Duration::from_secs(90),
-        || (recorder.finished() == keys).then_some(()),
-        || {
-            format!(
-                "{} of {} handled\n{}",
-                recorder.finished().len(),
-                keys.len(),
-                output(&workers)
-            )
-        },
+        &recorder,
+        &keys,
+        &workers,
     );
-    wait_until(
+    wait_bucket_empty(
         "the bucket empty",
         Duration::from_secs(30),
-        || bucket.keys().is_empty().then_some(()),
-        || format!("left: {:?}\n{}", bucket.keys(), output(&workers)),
+        &bucket,
+        &workers,
     );
     let recovery = recovered.elapsed();
     println!("recovered: the rest handled in {recovery:.1?}");
@@ -187,7 +169,7 @@ fn workers_survive_a_failing_store_lose_nothing_and_recover() {
     );
     assert!(dups.is_empty(), "tasks run twice: {dups:#?}");
 
-    let log = output(&workers);
+    let log = outputs(&workers);
     let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
     let reaped = count("reaped a stale lock");
     println!(

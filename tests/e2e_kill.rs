@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use e2e_support::bucket::TestBucket;
 use e2e_support::record::{duplicates, now_secs, Recorder};
-use e2e_support::worker::{Worker, WorkerSpec};
-use e2e_support::{serial, wait_until};
+use e2e_support::worker::{outputs, start_ready, Worker, WorkerSpec};
+use e2e_support::{serial, wait_all_handled, wait_bucket_empty, wait_until};
 
 const START: Duration = Duration::from_secs(30);
 
@@ -33,12 +33,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
     // (the lease is trusted for half its length) does not expire the survivors' leases.
     spec.lease = "10s";
     spec.timeout = "2s";
-    let mut workers: Vec<Worker> = (1..=4)
-        .map(|i| Worker::start(dir.path(), &format!("w{i}"), &spec))
-        .collect();
-    for w in &mut workers {
-        w.wait_ready(START);
-    }
+    let mut workers = start_ready(dir.path(), 4, &spec, START);
     wait_until(
         "a third of the tasks handled",
         Duration::from_secs(90),
@@ -74,32 +69,19 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
     restarted.wait_ready(START);
     workers.push(restarted);
 
-    let output = |workers: &[Worker]| {
-        workers
-            .iter()
-            .map(|w| format!("--- {}\n{}", w.name, w.daemon.output()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     let recovered = Instant::now();
-    wait_until(
+    wait_all_handled(
         "every task handled",
         Duration::from_secs(120),
-        || (recorder.finished() == keys).then_some(()),
-        || {
-            format!(
-                "{} of {} handled\n{}",
-                recorder.finished().len(),
-                keys.len(),
-                output(&workers)
-            )
-        },
+        &recorder,
+        &keys,
+        &workers,
     );
-    wait_until(
+    wait_bucket_empty(
         "the bucket empty (the killed worker's locks reaped)",
         Duration::from_secs(30),
-        || bucket.keys().is_empty().then_some(()),
-        || format!("left: {:?}\n{}", bucket.keys(), output(&workers)),
+        &bucket,
+        &workers,
     );
     println!(
         "after the kill, the rest handled and the bucket emptied in {:.1?}",
@@ -178,7 +160,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_only_its_own_tasks() {
     for w in &mut workers {
         assert_eq!(w.daemon.wait_exit(START), 0, "{}", w.daemon.output());
     }
-    let reaped: Vec<String> = output(&workers)
+    let reaped: Vec<String> = outputs(&workers)
         .lines()
         .filter(|l| l.contains("reaped a stale lock"))
         .map(str::to_owned)

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bucketq::handlers::{Handler, Outcome};
 use bucketq::queue::meta;
-use bucketq::store::memory::Fault;
 use bucketq::store::memory::MemoryStore;
 use bucketq::store::Metadata;
 use bucketq::store::{Op, Store};
@@ -600,15 +599,7 @@ async fn a_store_outage_is_survived_and_nothing_is_lost() {
     }));
     let stats = Arc::new(bucketq::store::RequestStats::default());
     let client = store.client("w", Arc::clone(&stats), 1);
-    let down = Arc::new(AtomicBool::new(false));
-    let d = Arc::clone(&down);
-    client.set_fault_hook(Box::new(move |_| {
-        if d.load(Ordering::SeqCst) {
-            Fault::FailBefore
-        } else {
-            Fault::None
-        }
-    }));
+    let down = outage_switch(&client);
     let w = start_on(
         Arc::new(client),
         stats,

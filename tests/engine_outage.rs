@@ -3,7 +3,7 @@
 
 mod engine_support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,15 +115,7 @@ async fn a_failing_store_sees_one_request_per_turn() {
         }));
         let stats = Arc::new(RequestStats::default());
         let client = store.client("w", Arc::clone(&stats), 1);
-        let down = Arc::new(AtomicBool::new(false));
-        let d = Arc::clone(&down);
-        client.set_fault_hook(Box::new(move |_| {
-            if d.load(Ordering::SeqCst) {
-                Fault::FailBefore
-            } else {
-                Fault::None
-            }
-        }));
+        let down = outage_switch(&client);
         let wc = worker_config();
         let (concurrency, max_poll) = (wc.concurrency as u64, wc.max_poll_interval);
         let w = start_on(

@@ -65,3 +65,42 @@ pub fn wait_until<T>(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Wait until `recorder` has seen every key of `keys` handled; on timeout the message counts
+/// them and shows the workers' output.
+pub fn wait_all_handled(
+    what: &str,
+    timeout: Duration,
+    recorder: &record::Recorder,
+    keys: &std::collections::BTreeSet<String>,
+    workers: &[worker::Worker],
+) {
+    wait_until(
+        what,
+        timeout,
+        || (recorder.finished() == *keys).then_some(()),
+        || {
+            format!(
+                "{} of {} handled\n{}",
+                recorder.finished().len(),
+                keys.len(),
+                worker::outputs(workers)
+            )
+        },
+    );
+}
+
+/// Wait until nothing is left in `bucket`; on timeout the message lists what is.
+pub fn wait_bucket_empty(
+    what: &str,
+    timeout: Duration,
+    bucket: &bucket::TestBucket,
+    workers: &[worker::Worker],
+) {
+    wait_until(
+        what,
+        timeout,
+        || bucket.keys().is_empty().then_some(()),
+        || format!("left: {:?}\n{}", bucket.keys(), worker::outputs(workers)),
+    );
+}

@@ -229,3 +229,23 @@ impl Requests {
         )
     }
 }
+
+/// Start `count` workers named `w1`, `w2`, ... on `spec` and wait until each is ready.
+pub fn start_ready(dir: &Path, count: usize, spec: &WorkerSpec, timeout: Duration) -> Vec<Worker> {
+    let mut workers: Vec<Worker> = (1..=count)
+        .map(|i| Worker::start(dir, &format!("w{i}"), spec))
+        .collect();
+    for w in &mut workers {
+        w.wait_ready(timeout);
+    }
+    workers
+}
+
+/// Every worker's output so far, each under its name: the context of a failed wait.
+pub fn outputs(workers: &[Worker]) -> String {
+    workers
+        .iter()
+        .map(|w| format!("--- {}\n{}", w.name, w.daemon.output()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -204,3 +204,19 @@ pub async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Make every request of `client` fail before reaching the store while the returned switch is
+/// on (it starts off): an outage that a test turns on and off.
+pub fn outage_switch(client: &MemoryStore) -> Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let down = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&down);
+    client.set_fault_hook(Box::new(move |_| {
+        if d.load(Ordering::SeqCst) {
+            bucketq::store::memory::Fault::FailBefore
+        } else {
+            bucketq::store::memory::Fault::None
+        }
+    }));
+    down
+}

@@ -21,6 +21,28 @@ fn far() -> Instant {
     Instant::now() + Duration::from_secs(3600)
 }
 
+/// Announce deletes "b" and "c", delete "a" now, and send "b" `late` after; wait for the
+/// answers of "a" and "b". Returns how long that took, and "c"'s announcement, never used.
+async fn now_with_announced_after(deleter: &Deleter, late: Duration) -> (Duration, Expected) {
+    let b = deleter.expect();
+    let c = deleter.expect();
+    let first = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("a", far()).await })
+    };
+    let second = {
+        let d = deleter.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(late).await;
+            d.delete_expected(b, "b", far()).await
+        })
+    };
+    let start = Instant::now();
+    first.await.expect("joined").expect("a");
+    second.await.expect("joined").expect("b");
+    (start.elapsed(), c)
+}
+
 fn spawn(store: &MemoryStore, linger: Duration) -> (Deleter, tokio::task::JoinHandle<()>) {
     let (deleter, task) = Deleter::new(Arc::new(store.clone()), linger, Duration::ZERO);
     (deleter, tokio::spawn(task.run()))
@@ -153,29 +175,10 @@ async fn a_now_delete_waits_for_announced_ones_up_to_the_gather_time() {
         Duration::from_millis(50),
     );
     tokio::spawn(task.run());
-    let b = deleter.expect();
-    let c = deleter.expect();
-    let first = {
-        let d = deleter.clone();
-        tokio::spawn(async move { d.delete_now("a", far()).await })
-    };
-    let second = {
-        let d = deleter.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            d.delete_expected(b, "b", far()).await
-        })
-    };
-    let start = Instant::now();
-    first.await.expect("joined").expect("a");
-    second.await.expect("joined").expect("b");
+    let (waited, c) = now_with_announced_after(&deleter, Duration::from_millis(20)).await;
     assert_eq!(stats.total(Op::DeleteMany), 1, "a waited for b");
     // c never comes: the batch went at the gather limit, not later.
-    assert!(
-        start.elapsed() < Duration::from_millis(80),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(waited < Duration::from_millis(80), "{waited:?}");
     drop(c);
     deleter.delete_now("c", far()).await.expect("c");
     assert!(store.keys("").is_empty());
@@ -298,27 +301,11 @@ async fn on_a_slow_store_a_now_delete_waits_up_to_one_round_trip_for_announced_o
     tokio::spawn(task.run());
     deleter.delete_now("warm", far()).await.expect("warm");
     let before = stats.total(Op::Delete) + stats.total(Op::DeleteMany);
-    let b = deleter.expect();
-    let c = deleter.expect();
-    let first = {
-        let d = deleter.clone();
-        tokio::spawn(async move { d.delete_now("a", far()).await })
-    };
     // b joins after more than `gather` but within one round trip.
-    let second = {
-        let d = deleter.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(120)).await;
-            d.delete_expected(b, "b", far()).await
-        })
-    };
-    let start = Instant::now();
-    first.await.expect("joined").expect("a");
-    second.await.expect("joined").expect("b");
+    let (waited, c) = now_with_announced_after(&deleter, Duration::from_millis(120)).await;
     let after = stats.total(Op::Delete) + stats.total(Op::DeleteMany);
     assert_eq!(after - before, 1, "a waited for b: one request");
     // c never comes: the wait is bounded by the round trip (not 4 × gather = 200 ms).
-    let waited = start.elapsed();
     assert!(
         waited < Duration::from_millis(160 + 160 + 15),
         "round trip + request: {waited:?}"
