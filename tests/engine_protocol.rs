@@ -291,3 +291,47 @@ async fn a_lock_refreshed_after_it_was_listed_is_not_reaped() {
     assert!(store.object("mail/8.lock").is_some());
     assert!(store.object("mail/8.task").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reaper_whose_create_lands_after_the_task_was_claimed_again_takes_its_copy_back() {
+    for atomic in [true, false] {
+        let store = MemoryStore::builder().atomic_copy(atomic).build();
+        let mut m = Metadata::new();
+        m.insert(meta::TOKEN.into(), "dead".into());
+        m.insert(meta::ATTEMPT.into(), "1".into());
+        store.insert("mail/9.lock", "p", m, Some(store.clock().now() - LEASE * 2));
+        let lock = ListedLock {
+            id: "9".into(),
+            listed: listed(&store, "mail/9.lock"),
+        };
+        // Reaper B reads the stale lock, then its create of the pending key stalls.
+        let slow = store.client("slow", Arc::default(), 1);
+        slow.set_fault_hook(Box::new(|info| {
+            let creates = matches!(info.op, Op::Put | Op::Copy);
+            if creates && info.key == "mail/9.task" {
+                Fault::Delay(Duration::from_secs(10))
+            } else {
+                Fault::None
+            }
+        }));
+        let b = ctx(&slow, "slow");
+        let lock_b = lock.clone();
+        let reaping = tokio::spawn(async move { reap(&b, &lock_b).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Meanwhile reaper A requeues the task and a worker claims it again.
+        let a = ctx(&store, "a");
+        assert_eq!(reap(&a, &lock).await.expect("reap"), Reaped::Requeued);
+        let claimed = held(claim(&a, &candidate(&store, "9")).await.expect("claim"));
+        assert_eq!(claimed.attempt, 2, "atomic={atomic}");
+        assert!(store.object("mail/9.task").is_none(), "claimed");
+        // B's create lands late: it must not leave a second pending copy behind.
+        let outcome = reaping.await.expect("joined").expect("reap");
+        assert_eq!(outcome, Reaped::Superseded, "atomic={atomic}");
+        assert!(
+            store.object("mail/9.task").is_none(),
+            "atomic={atomic}: the task would run once more"
+        );
+        let lock_now = store.object("mail/9.lock").expect("the new claim's lock");
+        assert_eq!(lock_now.head.user_meta[meta::TOKEN], claimed.token);
+    }
+}

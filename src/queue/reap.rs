@@ -36,6 +36,10 @@ pub enum Reaped {
     LockDropped,
     /// Another worker is reaping it (it recreated the pending key just now).
     LeftToOther,
+    /// The task moved on while this reaper worked (another reaper requeued it and a claim took
+    /// it again, or its owner was alive after all): the pending key this reaper wrote late was a
+    /// second copy, and was taken back.
+    Superseded,
     /// Attempts were spent: moved to `failed/`.
     Failed,
 }
@@ -99,14 +103,34 @@ pub async fn reap(q: &QueueCtx, lock: &ListedLock) -> Result<Reaped, QueueError>
         Ok(true) => {
             // Our write may have landed late (a slow request), after another reaper dropped
             // the lock and a new claim took the key: only the lock we read may go.
-            if !delete_if_unchanged(q, key, &head).await? {
-                tracing::warn!(key = %key, "the stale lock changed while it was reaped; the task may run once more");
+            if delete_if_unchanged(q, key, &head).await? {
+                Ok(Reaped::Requeued)
+            } else {
+                take_back(q, &pending_key, &token).await
             }
-            Ok(Reaped::Requeued)
         }
         Ok(false) => pending_exists(q, key, &pending_key, &head).await,
         Err(e) => Err(QueueError::store("recreate pending task", &pending_key, e)),
     }
+}
+
+/// The stale lock changed or went between our read and our create, so the task moved on without
+/// us: the lock we read was deleted only after its successor existed (a requeued pending key
+/// that has been claimed again, `failed/`, or a finished task), and a live lock may hold it now.
+/// The pending key we wrote is a second copy that would run the task once more: delete it, if
+/// it is still ours.
+async fn take_back(q: &QueueCtx, pending_key: &str, token: &str) -> Result<Reaped, QueueError> {
+    let ours = super::claim::lock_token(q, pending_key)
+        .await
+        .map_err(|e| QueueError::store("check recreated task", pending_key, e))?;
+    if ours.as_deref() == Some(token) {
+        q.store
+            .delete(pending_key)
+            .await
+            .map_err(|e| QueueError::store("take back recreated task", pending_key, e))?;
+    }
+    tracing::debug!(key = %pending_key, "the stale lock was reaped by another worker meanwhile; took back the late copy");
+    Ok(Reaped::Superseded)
 }
 
 /// The lock as it is now, with its body where the recipe needs it to recreate the task.

@@ -232,7 +232,7 @@ async fn reap_one(r: Arc<QueueRunner>, lock: ListedLock) {
             });
             tracing::warn!(queue = %q.name, key = %lock.listed.key, "reaped a stale lock whose attempts were spent; moved to failed");
         }
-        Ok(Reaped::NotStale | Reaped::LeftToOther) => {}
+        Ok(Reaped::NotStale | Reaped::LeftToOther | Reaped::Superseded) => {}
         Err(e) => {
             tracing::warn!(queue = %q.name, key = %lock.listed.key, error = %e, "could not reap a stale lock; will try again at the next listing");
         }
