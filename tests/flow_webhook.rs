@@ -33,6 +33,7 @@ fn expected_idempotency_key(task: &Produced) -> String {
         attempt: 1,
         max_attempts: 3,
         timeout: Duration::from_secs(1),
+        worker: String::new(),
     })
 }
 

@@ -93,6 +93,7 @@ async fn payload_on_stdin_and_task_facts_in_a_clean_environment() {
     assert_eq!(env["BUCKETQ_BUCKET"], "test-bucket");
     assert_eq!(env["BUCKETQ_ATTEMPT"], "2");
     assert_eq!(env["BUCKETQ_MAX_ATTEMPTS"], "3");
+    assert_eq!(env["BUCKETQ_WORKER"], "test-host-4242-0badcafe");
     assert!(env.contains_key("PATH"));
     // The daemon's other variables (cargo sets several for this test) are not passed on.
     let private: Vec<String> = std::env::vars()

@@ -8,7 +8,7 @@
 //! already claimed it away from its pending key.
 //!
 //! Task facts are in the environment: `BUCKETQ_QUEUE`, `BUCKETQ_KEY`, `BUCKETQ_ID`,
-//! `BUCKETQ_BUCKET`, `BUCKETQ_ATTEMPT`, `BUCKETQ_MAX_ATTEMPTS`, `BUCKETQ_ETAG`. The daemon's own
+//! `BUCKETQ_BUCKET`, `BUCKETQ_ATTEMPT`, `BUCKETQ_MAX_ATTEMPTS`, `BUCKETQ_ETAG`, `BUCKETQ_WORKER`. The daemon's own
 //! environment holds store and SMTP credentials, so by default the command sees only `PATH`,
 //! `HOME`, `USER`, `LOGNAME`, `LANG`, `LANGUAGE`, `LC_*`, `TZ`, `TMPDIR`, plus the configured
 //! `env`; `inherit_env = true` passes everything.
@@ -185,7 +185,8 @@ impl ExecHandler {
             .env("BUCKETQ_BUCKET", &task.bucket)
             .env("BUCKETQ_ETAG", &task.etag)
             .env("BUCKETQ_ATTEMPT", task.attempt.to_string())
-            .env("BUCKETQ_MAX_ATTEMPTS", task.max_attempts.to_string());
+            .env("BUCKETQ_MAX_ATTEMPTS", task.max_attempts.to_string())
+            .env("BUCKETQ_WORKER", &task.worker);
         if let Some(file) = payload_file {
             cmd.env("BUCKETQ_PAYLOAD_FILE", file);
         }
@@ -541,6 +542,7 @@ mod tests {
             attempt: 2,
             max_attempts: 3,
             timeout: Duration::from_secs(1),
+            worker: "host-42-0badcafe".into(),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct Task {
     pub max_attempts: u32,
     /// Time the handler may take before it is cancelled.
     pub timeout: Duration,
+    /// The worker running this attempt (`host-pid-random`, the `bq-owner` of the lock), so a
+    /// handler's own logs can say which process ran it, and a rerun after a crash can be
+    /// traced to the worker that died.
+    pub worker: String,
 }
 
 /// What a handler decided.

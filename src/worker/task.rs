@@ -223,6 +223,7 @@ async fn run_attempt(r: &Arc<QueueRunner>, env: &Arc<Env>, held: &mut Held) -> A
         id: held.id.clone(),
         key: held.pending_key.clone(),
         bucket: q.store.bucket().to_owned(),
+        worker: q.owner.clone(),
         payload: held.body.clone(),
         etag: held.etag.clone(),
         created_at: held.created_at,

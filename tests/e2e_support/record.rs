@@ -3,8 +3,9 @@
 //! The command is `bash -c` (bash for `$EPOCHREALTIME`, a clock read without a fork). Each run
 //! appends `S <key> <worker pid> <attempt> <time>` when it starts and `E ...` when it ends;
 //! each line is one `write(2)` on an `O_APPEND` file, so lines of concurrent runs never mix.
-//! `$PPID` is the bucketq process that ran the handler, which is how a run is attributed to
-//! a worker (and to a killed one).
+//! The worker pid comes from `$BUCKETQ_WORKER` (`host-pid-random`), which is how a run is
+//! attributed to a worker (and to a killed one). Not `$PPID`: a worker killed between spawning
+//! the handler and bash starting leaves an orphan whose parent is already init.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,10 +14,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 const SCRIPT: &str = r#"t=${EPOCHREALTIME/,/.}
-printf 'S %s %s %s %s\n' "$BUCKETQ_KEY" "$PPID" "$BUCKETQ_ATTEMPT" "$t" >> "$BQ_LOG"
+w=${BUCKETQ_WORKER%-*}; w=${w##*-}
+printf 'S %s %s %s %s\n' "$BUCKETQ_KEY" "$w" "$BUCKETQ_ATTEMPT" "$t" >> "$BQ_LOG"
 [ "$BQ_SLEEP" = 0 ] || sleep "$BQ_SLEEP"
 t=${EPOCHREALTIME/,/.}
-printf 'E %s %s %s %s\n' "$BUCKETQ_KEY" "$PPID" "$BUCKETQ_ATTEMPT" "$t" >> "$BQ_LOG"
+printf 'E %s %s %s %s\n' "$BUCKETQ_KEY" "$w" "$BUCKETQ_ATTEMPT" "$t" >> "$BQ_LOG"
 "#;
 
 /// Where runs are recorded.

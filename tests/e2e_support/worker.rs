@@ -122,7 +122,7 @@ impl Worker {
         }
     }
 
-    /// Its process id (the `$PPID` its handlers record).
+    /// Its process id (the pid in the `$BUCKETQ_WORKER` its handlers record).
     pub fn pid(&self) -> u32 {
         self.daemon.child.id()
     }

@@ -147,6 +147,7 @@ pub fn task(queue: &str, id: &str, payload: impl Into<Bytes>) -> Task {
         attempt: 1,
         max_attempts: 3,
         timeout: Duration::from_secs(30),
+        worker: "test-host-4242-0badcafe".to_owned(),
     }
 }
 
