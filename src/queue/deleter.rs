@@ -14,18 +14,20 @@
 //!   the S3 claim safe: see [`crate::queue::claim`].
 //!
 //! A claim announces its coming "now" delete when it starts ([`Deleter::expect`]). A batch
-//! with a "now" delete in it waits for the claims under way to join it, so concurrent claims
-//! share one request instead of racing each other into several small ones: at most
-//! [`Deleter::new`]'s `gather`, or as long as the last batch took to answer when the store is
-//! slower than that (up to [`MAX_GATHER_FACTOR`] times `gather`). Waiting one round trip at
-//! most doubles a claim's wait for its delete, and when a store is slow because it is busy
-//! (several workers sharing it), the batches then stay large instead of shrinking with each
-//! worker's share of the load.
+//! with a "now" delete in it waits for the claims that were under way when it opened to join
+//! it, so concurrent claims share one request instead of racing each other into several small
+//! ones; claims that start later go in the next batch, or the wait would never end at load.
+//! The wait lasts at most [`Deleter::new`]'s `gather`, or two round trips of the last batch
+//! when the store is slower than that (a claim that had just sent its read needs two requests
+//! to get here), up to [`MAX_GATHER_FACTOR`] times `gather`. On a store that is slow because
+//! it is busy (several workers sharing it), the batches then stay large instead of shrinking
+//! with each worker's share of the load: on LocalStack with 4 workers, waiting for every
+//! announced claim up to one round trip gave 0.109 DeleteObjects per task, this 0.091.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -74,11 +76,43 @@ enum Request {
     },
 }
 
-/// Claims under way that will send a "now" delete, and a signal when one gives up.
+/// Claims under way that will send a "now" delete, each numbered in the order it started, and
+/// a signal when one arrives or gives up.
 #[derive(Debug, Default)]
 struct Expecting {
-    count: AtomicUsize,
+    /// The next number, and the numbers announced but neither queued nor withdrawn.
+    open: Mutex<(u64, BTreeSet<u64>)>,
     changed: Notify,
+}
+
+impl Expecting {
+    fn announce(&self) -> u64 {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = open.0;
+        open.0 += 1;
+        open.1.insert(seq);
+        seq
+    }
+
+    fn withdraw(&self, seq: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .remove(&seq);
+        self.changed.notify_waiters();
+    }
+
+    /// The number the next claim to start will get: the claims under way are those below it.
+    fn cutoff(&self) -> u64 {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// True while a claim that started before `cutoff` has not queued its delete yet.
+    fn awaited(&self, cutoff: u64) -> bool {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.1.first().is_some_and(|&seq| seq < cutoff)
+    }
 }
 
 /// Handle for queueing deletes; cheap to clone.
@@ -93,12 +127,12 @@ pub struct Deleter {
 #[derive(Debug)]
 pub struct Expected {
     expecting: Arc<Expecting>,
+    seq: u64,
 }
 
 impl Drop for Expected {
     fn drop(&mut self) {
-        self.expecting.count.fetch_sub(1, Ordering::SeqCst);
-        self.expecting.changed.notify_waiters();
+        self.expecting.withdraw(self.seq);
     }
 }
 
@@ -144,8 +178,8 @@ impl Deleter {
 
     /// Announce a "now" delete that will follow shortly (a claim starting).
     pub fn expect(&self) -> Expected {
-        self.expecting.count.fetch_add(1, Ordering::SeqCst);
         Expected {
+            seq: self.expecting.announce(),
             expecting: Arc::clone(&self.expecting),
         }
     }
@@ -319,18 +353,18 @@ impl DeleterTask {
         }
     }
 
-    /// With a "now" delete queued, wait (at most `gather`) for announced ones to arrive.
+    /// With a "now" delete queued, wait for the claims under way now to queue theirs (see the
+    /// module docs for how long at most).
     async fn gather_announced(&mut self) {
         if self.now.is_empty() || self.gather.is_zero() {
             return;
         }
-        let wait = self
-            .last_round_trip
-            .clamp(self.gather, self.gather * MAX_GATHER_FACTOR);
+        let wait = (self.last_round_trip * 2).clamp(self.gather, self.gather * MAX_GATHER_FACTOR);
         let until = Instant::now() + wait;
+        let cutoff = self.expecting.cutoff();
         loop {
             let changed = self.expecting.changed.notified();
-            if self.expecting.count.load(Ordering::SeqCst) == 0 {
+            if !self.expecting.awaited(cutoff) {
                 return;
             }
             tokio::select! {

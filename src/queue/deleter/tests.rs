@@ -290,7 +290,7 @@ async fn a_now_delete_still_queued_at_its_deadline_is_not_sent() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn on_a_slow_store_a_now_delete_waits_up_to_one_round_trip_for_announced_ones() {
+async fn on_a_slow_store_a_now_delete_waits_up_to_two_round_trips_for_announced_ones() {
     let (store, stats) = store_with(&["warm", "a", "b", "c"]);
     // Every request takes 160 ms (150 + the store's 10): the store is busy.
     store.set_fault_hook(Box::new(|_| {
@@ -301,16 +301,42 @@ async fn on_a_slow_store_a_now_delete_waits_up_to_one_round_trip_for_announced_o
     tokio::spawn(task.run());
     deleter.delete_now("warm", far()).await.expect("warm");
     let before = stats.total(Op::Delete) + stats.total(Op::DeleteMany);
-    // b joins after more than `gather` but within one round trip.
-    let (waited, c) = now_with_announced_after(&deleter, Duration::from_millis(120)).await;
+    // b joins after more than `gather` and more than one round trip (a claim that was
+    // still reading when the batch opened), within two.
+    let (waited, c) = now_with_announced_after(&deleter, Duration::from_millis(190)).await;
     let after = stats.total(Op::Delete) + stats.total(Op::DeleteMany);
     assert_eq!(after - before, 1, "a waited for b: one request");
-    // c never comes: the wait is bounded by the round trip (not 4 × gather = 200 ms).
+    // c never comes: the wait is bounded by 4 × gather = 200 ms (two round trips would be
+    // 320 ms), then the request.
     assert!(
-        waited < Duration::from_millis(160 + 160 + 15),
-        "round trip + request: {waited:?}"
+        waited < Duration::from_millis(200 + 160 + 15),
+        "cap + request: {waited:?}"
     );
     drop(c);
     deleter.delete_now("c", far()).await.expect("c");
     assert!(store.keys("").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_does_not_wait_for_claims_that_started_after_it_opened() {
+    let (store, stats) = store_with(&["a", "b"]);
+    let gather = Duration::from_millis(50);
+    let (deleter, task) = Deleter::new(Arc::new(store.clone()), Duration::from_secs(1), gather);
+    tokio::spawn(task.run());
+    let start = Instant::now();
+    let first = {
+        let d = deleter.clone();
+        tokio::spawn(async move { d.delete_now("a", far()).await })
+    };
+    // A claim starts just after a's batch opened: the batch goes without waiting for it.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let late = deleter.expect();
+    first.await.expect("joined").expect("a");
+    assert!(
+        start.elapsed() < Duration::from_millis(20),
+        "{:?}",
+        start.elapsed()
+    );
+    deleter.delete_expected(late, "b", far()).await.expect("b");
+    assert_eq!(stats.total(Op::Delete) + stats.total(Op::DeleteMany), 2);
 }
