@@ -22,32 +22,8 @@ import pickle
 import sys
 import tempfile
 
-PY2 = sys.version_info[0] == 2
-
-
-class Instance(object):
-    """A class whose pickled instances bucketq must refuse: unpickling one would run code."""
-
-    def __init__(self):
-        self.x = 1
-
-
-def u(s):
-    """A text string on both Pythons (source literals are UTF-8 bytes on 2.7)."""
-    return s.decode("utf-8") if PY2 else s
-
-
-# The producer dict from the issue, exactly.
-ISSUE = {
-    "nickname": "Testing",
-    "to_email": "someone@example.com",
-    "subject": "测试邮件",
-    "content": "仅仅是测试",
-}
-
-
-def issue_text():
-    return dict((u(k), u(v)) for k, v in ISSUE.items())
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from producer_dict import ISSUE, PY2, Instance, issue_text, u  # noqa: E402
 
 
 def payload(item):

@@ -13,36 +13,7 @@ import json
 import pickle
 import sys
 
-PY2 = sys.version_info[0] == 2
-if PY2:
-    text_type = unicode  # noqa: F821 (Python 2 only)
-else:
-    text_type = str
-
-
-class Instance(object):
-    """A class whose instances must be refused (unpickling one would run code)."""
-
-    def __init__(self):
-        self.x = 1
-
-
-def u(s):
-    """A text string on both Pythons (source literals are UTF-8 bytes on 2.7)."""
-    return s.decode("utf-8") if PY2 else s
-
-
-# The producer dict from the issue, with Chinese subject and content.
-ISSUE = {
-    "nickname": "Testing",
-    "to_email": "someone@example.com",
-    "subject": "测试邮件",
-    "content": "仅仅是测试",
-}
-
-
-def issue_unicode():
-    return dict((u(k), u(v)) for k, v in ISSUE.items())
+from producer_dict import ISSUE, PY2, Instance, issue_text, text_type, u
 
 
 def rich():
@@ -112,7 +83,7 @@ def main():
         if PY2:
             # 2.7 producers wrote plain str literals (UTF-8 bytes) as in the issue.
             emit("issue-str", p, pickle.dumps(ISSUE, p), expected(ISSUE))
-        emit("issue", p, pickle.dumps(issue_unicode(), p), expected(issue_unicode()))
+        emit("issue", p, pickle.dumps(issue_text(), p), expected(issue_text()))
         emit("rich", p, pickle.dumps(rich(), p), expected(rich()))
         if p >= 4:
             sets = {u("tags"): set([u("a")]), u("frozen"): frozenset([u("b")])}
@@ -122,7 +93,7 @@ def main():
             emit("bytearray", p, pickle.dumps(arr, p), {u("arr"): u("xyz")})
         emit("list", p, pickle.dumps([1, 2, 3], p), error="pickle of a list")
         emit("instance", p, pickle.dumps({u("obj"): Instance()}, p), error="only plain data")
-        whole = pickle.dumps(issue_unicode(), p)
+        whole = pickle.dumps(issue_text(), p)
         emit("truncated", p, whole[: len(whole) // 2], error="truncated")
     emit("random", -1, binascii.unhexlify("07f3a1c45e0b9d22e8"), error="neither a JSON object nor a Python pickle")
 
