@@ -21,7 +21,7 @@ pub fn localstack_endpoint() -> String {
     std::env::var("BUCKETQ_TEST_LOCALSTACK_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "BUCKETQ_TEST_LOCALSTACK_ENDPOINT is not set: run ./scripts/test, which starts the \
-             test servers (or source /work/wt/test-env.sh)"
+             test servers (or `source scripts/test-servers.sh`, which starts them in this shell)"
         )
     })
 }

@@ -58,7 +58,7 @@ pub fn python3() -> PathBuf {
 pub fn test_venv_python() -> PathBuf {
     let venv = std::env::var_os("BUCKETQ_TEST_VENV").expect(
         "BUCKETQ_TEST_VENV is not set: run ./scripts/test, which starts the test servers \
-         (or source /work/wt/test-env.sh)",
+         (or `source scripts/test-servers.sh`, which starts them in this shell)",
     );
     let py = Path::new(&venv).join("bin/python");
     assert!(py.exists(), "{} does not exist", py.display());
