@@ -9,25 +9,23 @@
 //! bucket whose versioning was ever enabled: [`Store::versioning`] lets startup refuse those.
 //!
 //! Every request is built by a pure method of [`OssRequests`], tested against the reference's
-//! request shapes and signature vectors; [`OssStore`] sends them through the shared
-//! [`Transport`].
+//! request shapes and signature vectors; [`OssStore`] is the shared [`HttpStore`] speaking
+//! this dialect.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::s3::{credentials, quote_etag, source_not_found};
+use super::http::{Dialect, HttpStore};
+use super::s3::{credentials, quote_etag};
 use super::sign::{content_md5, uri_encode};
-use super::transport::answer;
 use super::transport::endpoint::Endpoint;
-use super::transport::request::{add_user_meta, check_key};
+use super::transport::request::{add_user_meta, check_key, Response};
 use super::transport::{RequestSpec, Signer, Transport, TransportConfig};
 use super::{
-    CopyOptions, ListPage, ListRequest, Object, ObjectHead, Op, PutOptions, RequestStats, Result,
-    Store, StoreError, StoreKind, Versioning, WriteMode, WriteResult, MAX_DELETE_BATCH,
-    MAX_LIST_KEYS,
+    CopyOptions, ListRequest, Op, PutOptions, RequestStats, Result, StoreError, StoreKind,
+    WriteMode, MAX_LIST_KEYS,
 };
 use crate::config::{OssSignature, StoreConfig};
 
@@ -127,9 +125,22 @@ impl OssRequests {
         Ok(spec)
     }
 
+    /// GetBucketVersioning (`GET /?versioning`).
+    pub fn versioning(&self) -> RequestSpec {
+        let mut spec = self.bucket_request(Op::Versioning, "GET");
+        spec.param("versioning", "");
+        spec
+    }
+}
+
+impl Dialect for OssRequests {
+    const KIND: StoreKind = StoreKind::Oss;
+    const META_PREFIX: &'static str = META_PREFIX;
+    const ATOMIC_CONDITIONAL_COPY: bool = true;
+
     /// ListObjectsV2 (`GetBucketV2`): `list-type=2`, `prefix`, `max-keys` (1..=1000; OSS's
     /// default is only 100), `encoding-type=url`, and the cursor.
-    pub fn list(&self, req: &ListRequest) -> RequestSpec {
+    fn list(&self, req: &ListRequest) -> RequestSpec {
         let mut spec = self.bucket_request(Op::List, "GET");
         spec.subject = req.prefix.clone();
         spec.param("list-type", "2");
@@ -152,18 +163,18 @@ impl OssRequests {
     }
 
     /// GetObject.
-    pub fn get(&self, key: &str) -> Result<RequestSpec> {
+    fn get(&self, key: &str) -> Result<RequestSpec> {
         self.object_request(Op::Get, "GET", key)
     }
 
     /// HeadObject (errors come back in the `x-oss-err` header).
-    pub fn head(&self, key: &str) -> Result<RequestSpec> {
+    fn head(&self, key: &str) -> Result<RequestSpec> {
         self.object_request(Op::Head, "HEAD", key)
     }
 
     /// PutObject with `Content-MD5`, `Content-Type`, user metadata, and
     /// `x-oss-forbid-overwrite: true` for create-if-absent.
-    pub fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec> {
+    fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec> {
         let mut spec = self.object_request(Op::Put, "PUT", key)?;
         if let Some(ct) = &opts.content_type {
             spec.header("content-type", ct.clone());
@@ -180,7 +191,7 @@ impl OssRequests {
 
     /// CopyObject: `x-oss-copy-source: /<bucket>/<UriEncode(source)>`, metadata REPLACE, and
     /// optionally `x-oss-forbid-overwrite` and `x-oss-copy-source-if-match`.
-    pub fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<RequestSpec> {
+    fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<RequestSpec> {
         check_key(source)?;
         let mut spec = self.object_request(Op::Copy, "PUT", dest)?;
         spec.header(
@@ -204,13 +215,13 @@ impl OssRequests {
     }
 
     /// DeleteObject.
-    pub fn delete(&self, key: &str) -> Result<RequestSpec> {
+    fn delete(&self, key: &str) -> Result<RequestSpec> {
         self.object_request(Op::Delete, "DELETE", key)
     }
 
     /// DeleteMultipleObjects (`POST /?delete`, quiet) for at most [`MAX_DELETE_BATCH`] keys,
     /// with the `Content-MD5` OSS requires.
-    pub fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
+    fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
         for key in keys {
             check_key(key)?;
         }
@@ -223,20 +234,34 @@ impl OssRequests {
         Ok(spec)
     }
 
-    /// GetBucketVersioning (`GET /?versioning`).
-    pub fn versioning(&self) -> RequestSpec {
-        let mut spec = self.bucket_request(Op::Versioning, "GET");
-        spec.param("versioning", "");
-        spec
-    }
-
     /// HEAD of [`CLOCK_PROBE_KEY`]: its `Date` is the store's clock; 404 is an answer here.
-    pub fn clock(&self) -> RequestSpec {
+    fn clock(&self) -> RequestSpec {
         let mut spec = self
             .object_request(Op::Head, "HEAD", CLOCK_PROBE_KEY)
             .expect("the clock probe key is a valid key");
         spec.accept_status = vec![404];
         spec
+    }
+
+    /// The `Date` of the clock probe's answer; a missing bucket is said so (the probe's 404
+    /// is otherwise an answer).
+    fn server_time(resp: &Response) -> Result<SystemTime> {
+        let missing_bucket = resp
+            .header("x-oss-err")
+            .and_then(super::xml::parse_oss_err_header)
+            .filter(|e| e.code == "NoSuchBucket");
+        if let Some(e) = missing_bucket {
+            return Err(StoreError::Unexpected {
+                key: String::new(),
+                op: Op::Head,
+                message: format!("the bucket does not exist ({}: {})", e.code, e.message),
+            });
+        }
+        resp.require_server_time(Op::Head, CLOCK_PROBE_KEY)
+    }
+
+    fn versioning_request(&self) -> Option<RequestSpec> {
+        Some(self.versioning())
     }
 }
 
@@ -268,14 +293,9 @@ fn signer(cfg: &StoreConfig, endpoint: &Endpoint) -> Result<Signer> {
 }
 
 /// An Alibaba OSS bucket over the native API.
-#[derive(Debug)]
-pub struct OssStore {
-    requests: OssRequests,
-    transport: Transport,
-    bucket: String,
-}
+pub type OssStore = HttpStore<OssRequests>;
 
-impl OssStore {
+impl HttpStore<OssRequests> {
     /// Open from `[store]`: `endpoint` (an `oss-<region>.aliyuncs.com` endpoint or a custom
     /// domain), `bucket`, both keys; `region` when it cannot be derived; `signature`.
     pub fn from_config(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Self> {
@@ -304,107 +324,8 @@ impl OssStore {
                 field: "endpoint",
                 reason: e.to_string(),
             })?;
-        Ok(OssStore {
-            requests: OssRequests::new(&endpoint, &cfg.bucket),
-            transport,
-            bucket: cfg.bucket.clone(),
-        })
-    }
-
-    /// The request builder, for tests that check what is sent.
-    pub fn requests(&self) -> &OssRequests {
-        &self.requests
-    }
-}
-
-#[async_trait]
-impl Store for OssStore {
-    fn kind(&self) -> StoreKind {
-        StoreKind::Oss
-    }
-
-    fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    fn atomic_conditional_copy(&self) -> bool {
-        true
-    }
-
-    async fn list(&self, req: &ListRequest) -> Result<ListPage> {
-        let resp = self.transport.send(&self.requests.list(req)).await?;
-        answer::list_page(&resp, &req.prefix)
-    }
-
-    async fn get(&self, key: &str) -> Result<Object> {
-        let resp = self.transport.send(&self.requests.get(key)?).await?;
-        answer::object(resp, key, META_PREFIX)
-    }
-
-    async fn head(&self, key: &str) -> Result<ObjectHead> {
-        let resp = self.transport.send(&self.requests.head(key)?).await?;
-        resp.object_head(Op::Head, key, META_PREFIX, None)
-    }
-
-    async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<WriteResult> {
-        let resp = self
-            .transport
-            .send(&self.requests.put(key, body, opts)?)
-            .await?;
-        Ok(answer::put_result(&resp))
-    }
-
-    async fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<WriteResult> {
-        let resp = self
-            .transport
-            .send(&self.requests.copy(source, dest, opts)?)
-            .await
-            .map_err(|e| source_not_found(e, source, dest))?;
-        answer::copy_result(&resp, dest)
-    }
-
-    async fn delete(&self, key: &str) -> Result<()> {
-        match self.transport.send(&self.requests.delete(key)?).await {
-            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, StoreError)>> {
-        let mut failures = Vec::new();
-        for batch in keys.chunks(MAX_DELETE_BATCH) {
-            let resp = self
-                .transport
-                .send(&self.requests.delete_many(batch)?)
-                .await?;
-            failures.extend(answer::delete_failures(&resp)?);
-        }
-        Ok(failures)
-    }
-
-    async fn now(&self) -> Result<SystemTime> {
-        let resp = self.transport.send(&self.requests.clock()).await?;
-        let missing_bucket = resp
-            .header("x-oss-err")
-            .and_then(super::xml::parse_oss_err_header)
-            .filter(|e| e.code == "NoSuchBucket");
-        if let Some(e) = missing_bucket {
-            return Err(StoreError::Unexpected {
-                key: String::new(),
-                op: Op::Head,
-                message: format!("the bucket does not exist ({}: {})", e.code, e.message),
-            });
-        }
-        resp.require_server_time(Op::Head, CLOCK_PROBE_KEY)
-    }
-
-    async fn versioning(&self) -> Result<Versioning> {
-        let resp = self.transport.send(&self.requests.versioning()).await?;
-        super::xml::parse_versioning(&resp.body).map_err(|e| StoreError::Unexpected {
-            key: String::new(),
-            op: Op::Versioning,
-            message: e.to_string(),
-        })
+        let requests = OssRequests::new(&endpoint, &cfg.bucket);
+        Ok(HttpStore::new(requests, transport, &cfg.bucket))
     }
 }
 
@@ -419,7 +340,7 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
     use crate::store::sign::Credentials;
-    use crate::store::Metadata;
+    use crate::store::{Metadata, Store};
 
     /// `2025-03-01T08:00:00Z`, the time of the §1.4/§2.5 vectors.
     fn vector_time() -> SystemTime {

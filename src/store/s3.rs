@@ -7,22 +7,21 @@
 //! [`StoreError::Unsupported`]: the portable claim is GET + PUT-if-absent + DELETE.
 //!
 //! Every request is built by a pure method of [`S3Requests`] so it can be checked without a
-//! network; [`S3Store`] only sends them through the shared [`Transport`].
+//! network; [`S3Store`] is the shared [`HttpStore`] speaking this dialect.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::http::{Dialect, HttpStore};
 use super::sign::{content_md5, uri_encode, Credentials};
-use super::transport::answer;
 use super::transport::endpoint::Endpoint;
-use super::transport::request::{add_user_meta, check_key};
+use super::transport::request::{add_user_meta, check_key, Response};
 use super::transport::{On412, RequestSpec, Signer, Transport, TransportConfig};
 use super::{
-    CopyOptions, ListPage, ListRequest, Object, ObjectHead, Op, RequestStats, Result, Store,
-    StoreError, StoreKind, WriteMode, WriteResult, MAX_DELETE_BATCH, MAX_LIST_KEYS,
+    CopyOptions, ListRequest, Op, PutOptions, RequestStats, Result, StoreError, StoreKind,
+    WriteMode, MAX_LIST_KEYS,
 };
 use crate::config::StoreConfig;
 
@@ -88,10 +87,16 @@ impl S3Requests {
         spec.subject = key.to_owned();
         Ok(spec)
     }
+}
+
+impl Dialect for S3Requests {
+    const KIND: StoreKind = StoreKind::S3;
+    const META_PREFIX: &'static str = META_PREFIX;
+    const ATOMIC_CONDITIONAL_COPY: bool = false;
 
     /// ListObjectsV2: `list-type=2`, `prefix`, `max-keys` (1..=1000), `encoding-type=url` (keys
     /// may hold characters XML cannot carry), and the cursor.
-    pub fn list(&self, req: &ListRequest) -> RequestSpec {
+    fn list(&self, req: &ListRequest) -> RequestSpec {
         let mut spec = self.bucket_request(Op::List, "GET");
         spec.subject = req.prefix.clone();
         spec.param("list-type", "2");
@@ -110,18 +115,18 @@ impl S3Requests {
     }
 
     /// GetObject.
-    pub fn get(&self, key: &str) -> Result<RequestSpec> {
+    fn get(&self, key: &str) -> Result<RequestSpec> {
         self.object_request(Op::Get, "GET", key)
     }
 
     /// HeadObject.
-    pub fn head(&self, key: &str) -> Result<RequestSpec> {
+    fn head(&self, key: &str) -> Result<RequestSpec> {
         self.object_request(Op::Head, "HEAD", key)
     }
 
     /// PutObject with `Content-MD5` (the store verifies the body), `Content-Type`, user
     /// metadata, and `If-None-Match: *` for create-if-absent.
-    pub fn put(&self, key: &str, body: Bytes, opts: &super::PutOptions) -> Result<RequestSpec> {
+    fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec> {
         let mut spec = self.object_request(Op::Put, "PUT", key)?;
         if let Some(ct) = &opts.content_type {
             spec.header("content-type", ct.clone());
@@ -139,7 +144,7 @@ impl S3Requests {
 
     /// CopyObject with metadata REPLACE and an optional source ETag condition. A
     /// create-if-absent copy is refused: most S3 servers ignore a destination condition.
-    pub fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<RequestSpec> {
+    fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<RequestSpec> {
         if opts.mode == WriteMode::CreateIfAbsent {
             return Err(StoreError::Unsupported {
                 what:
@@ -166,13 +171,13 @@ impl S3Requests {
     }
 
     /// DeleteObject.
-    pub fn delete(&self, key: &str) -> Result<RequestSpec> {
+    fn delete(&self, key: &str) -> Result<RequestSpec> {
         self.object_request(Op::Delete, "DELETE", key)
     }
 
     /// DeleteObjects (`POST /?delete`, quiet) for at most [`MAX_DELETE_BATCH`] keys, with the
     /// `Content-MD5` S3 requires.
-    pub fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
+    fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
         for key in keys {
             check_key(key)?;
         }
@@ -186,10 +191,16 @@ impl S3Requests {
     }
 
     /// HeadBucket: the cheapest request whose `Date` gives the store's clock.
-    pub fn clock(&self) -> RequestSpec {
+    fn clock(&self) -> RequestSpec {
         self.bucket_request(Op::Head, "HEAD")
     }
 
+    fn server_time(resp: &Response) -> Result<SystemTime> {
+        resp.require_server_time(Op::Head, "")
+    }
+}
+
+impl S3Requests {
     /// CreateBucket (no location constraint: the endpoint's default region). For test and
     /// setup tools; the daemon never creates buckets.
     pub fn create_bucket(&self) -> RequestSpec {
@@ -216,14 +227,9 @@ pub(crate) fn quote_etag(etag: &str) -> String {
 }
 
 /// An S3-compatible bucket.
-#[derive(Debug)]
-pub struct S3Store {
-    requests: S3Requests,
-    transport: Transport,
-    bucket: String,
-}
+pub type S3Store = HttpStore<S3Requests>;
 
-impl S3Store {
+impl HttpStore<S3Requests> {
     /// Open from `[store]`: `endpoint`, `bucket`, both keys required; `region` defaults to
     /// `us-east-1`; `path_style` for MinIO, Ceph and test servers.
     pub fn from_config(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Self> {
@@ -260,27 +266,19 @@ impl S3Store {
                 field: "endpoint",
                 reason: e.to_string(),
             })?;
-        Ok(S3Store {
-            requests: S3Requests::new(endpoint, &cfg.bucket, cfg.path_style),
-            transport,
-            bucket: cfg.bucket.clone(),
-        })
-    }
-
-    /// The request builder, for tests that check what is sent.
-    pub fn requests(&self) -> &S3Requests {
-        &self.requests
+        let requests = S3Requests::new(endpoint, &cfg.bucket, cfg.path_style);
+        Ok(HttpStore::new(requests, transport, &cfg.bucket))
     }
 
     /// Create the bucket (test and setup tools; the daemon never does).
     pub async fn create_bucket(&self) -> Result<()> {
-        self.transport.send(&self.requests.create_bucket()).await?;
+        self.send(&self.requests().create_bucket()).await?;
         Ok(())
     }
 
     /// Delete the (empty) bucket (test and setup tools).
     pub async fn delete_bucket(&self) -> Result<()> {
-        self.transport.send(&self.requests.delete_bucket()).await?;
+        self.send(&self.requests().delete_bucket()).await?;
         Ok(())
     }
 }
@@ -309,87 +307,6 @@ pub(crate) fn credentials(cfg: &StoreConfig) -> Result<Credentials> {
         access_key_id: cfg.access_key_id.expose().trim().to_owned(),
         secret: cfg.access_key_secret.clone(),
     })
-}
-
-#[async_trait]
-impl Store for S3Store {
-    fn kind(&self) -> StoreKind {
-        StoreKind::S3
-    }
-
-    fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    fn atomic_conditional_copy(&self) -> bool {
-        false
-    }
-
-    async fn list(&self, req: &ListRequest) -> Result<ListPage> {
-        let resp = self.transport.send(&self.requests.list(req)).await?;
-        answer::list_page(&resp, &req.prefix)
-    }
-
-    async fn get(&self, key: &str) -> Result<Object> {
-        let resp = self.transport.send(&self.requests.get(key)?).await?;
-        answer::object(resp, key, META_PREFIX)
-    }
-
-    async fn head(&self, key: &str) -> Result<ObjectHead> {
-        let resp = self.transport.send(&self.requests.head(key)?).await?;
-        resp.object_head(Op::Head, key, META_PREFIX, None)
-    }
-
-    async fn put(&self, key: &str, body: Bytes, opts: &super::PutOptions) -> Result<WriteResult> {
-        let resp = self
-            .transport
-            .send(&self.requests.put(key, body, opts)?)
-            .await?;
-        Ok(answer::put_result(&resp))
-    }
-
-    async fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<WriteResult> {
-        let resp = self
-            .transport
-            .send(&self.requests.copy(source, dest, opts)?)
-            .await
-            .map_err(|e| source_not_found(e, source, dest))?;
-        answer::copy_result(&resp, dest)
-    }
-
-    async fn delete(&self, key: &str) -> Result<()> {
-        match self.transport.send(&self.requests.delete(key)?).await {
-            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, StoreError)>> {
-        let mut failures = Vec::new();
-        for batch in keys.chunks(MAX_DELETE_BATCH) {
-            let resp = self
-                .transport
-                .send(&self.requests.delete_many(batch)?)
-                .await?;
-            failures.extend(answer::delete_failures(&resp)?);
-        }
-        Ok(failures)
-    }
-
-    async fn now(&self) -> Result<SystemTime> {
-        let resp = self.transport.send(&self.requests.clock()).await?;
-        resp.require_server_time(Op::Head, "")
-    }
-}
-
-/// A copy's 404 is about its source (the destination is being written): name the source.
-pub(crate) fn source_not_found(err: StoreError, source: &str, dest: &str) -> StoreError {
-    match err {
-        StoreError::NotFound { key } if key == dest => StoreError::NotFound {
-            key: source.to_owned(),
-        },
-        other => other,
-    }
 }
 
 #[cfg(test)]
