@@ -787,8 +787,9 @@ async fn a_store_that_ignores_create_if_absent_is_refused_unless_single_worker()
 
 #[tokio::test(start_paused = true)]
 async fn four_workers_rarely_collide() {
+    // Round trips like LocalStack's under this load, where a view ages by several claims.
     let store = MemoryStore::builder()
-        .latency(Duration::from_millis(2), Duration::from_millis(10))
+        .latency(Duration::from_millis(40), Duration::from_millis(160))
         .build();
     let n = 4000;
     enqueue(&store, "mail", n);
@@ -828,8 +829,10 @@ async fn four_workers_rarely_collide() {
         share * 100.0,
         requests as f64 / n as f64
     );
+    // About 0.8 % here; 6.3 % when a periodic re-listing started a new lane instead of
+    // going on with the walk.
     assert!(
-        share <= 0.05,
+        share <= 0.025,
         "{:.2} % of claim attempts lost",
         share * 100.0
     );

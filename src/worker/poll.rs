@@ -107,22 +107,32 @@ async fn scan(r: &Arc<QueueRunner>, env: &Arc<Env>) -> Scan {
                 _ = env.shutdown.drain.cancelled() => return Scan::Draining,
                 slot = acquire_slot(r, env) => slot,
                 () = tokio::time::sleep(max_poll) => {
-                    // Every slot busy for a while: look again, for stale locks to reap.
+                    // Every slot busy for a while: look again, for stale locks to reap, and
+                    // go on with the walk.
+                    let walked_to = view.walked_to().map(str::to_owned);
                     match list(r, env, view.start_after.clone()).await {
                         Ok(Some(fresh)) => view = fresh,
                         Ok(None) => return Scan::Draining,
                         Err(e) => return Scan::Failed(e),
                     }
+                    if let Some(key) = walked_to {
+                        view.resume_after(&key);
+                    }
                     continue;
                 }
             };
-            let outdated = r.conflicted.swap(false, Ordering::SeqCst)
-                || view.age(Instant::now()) >= poll * BUSY_RELIST_POLLS;
-            if outdated {
+            let conflicted = r.conflicted.swap(false, Ordering::SeqCst);
+            if conflicted || view.age(Instant::now()) >= poll * BUSY_RELIST_POLLS {
+                // After a lost claim the lane runs into another worker's: pick a new one.
+                // Otherwise go on with this walk in the fresh view.
+                let walked_to = (!conflicted).then(|| view.walked_to().map(str::to_owned));
                 match list(r, env, view.start_after.clone()).await {
                     Ok(Some(fresh)) => view = fresh,
                     Ok(None) => return Scan::Draining,
                     Err(e) => return Scan::Failed(e),
+                }
+                if let Some(key) = walked_to.flatten() {
+                    view.resume_after(&key);
                 }
             }
             let Some(candidate) = next_unclaimed(r, &mut view) else {
