@@ -62,6 +62,9 @@ pub struct PageView {
     candidates: Vec<Candidate>,
     /// Locks on this page.
     pub locks: Vec<ListedLock>,
+    /// Keys of the locks that bound lanes: the other workers' (this worker's own trail does not
+    /// stop its walk).
+    fences: Vec<String>,
     /// Index of the next candidate to try.
     cursor: usize,
     /// Candidates of the lane not yet handed out.
@@ -73,24 +76,31 @@ pub struct PageView {
 }
 
 impl PageView {
-    /// Read a page: classify its keys and start the walk at a random candidate.
+    /// Read a page: classify its keys and start the walk at a random candidate. `own` says
+    /// which task ids this worker holds or is claiming: their locks are its own trail, which
+    /// bounds no lane of its own (a worker alone on a queue walks the whole page).
     pub fn new(
         layout: &Layout,
         page: ListPage,
         start_after: Option<String>,
         listed_at: Instant,
+        own: &dyn Fn(&str) -> bool,
         rng: &mut impl Rng,
     ) -> PageView {
         let last_key = page.objects.last().map(|o| o.key.clone());
         let mut pending = Vec::new();
         let mut locks = Vec::new();
-        // For each lock, how many pending keys precede it on the page.
+        let mut fences = Vec::new();
+        // For each fence, how many pending keys precede it on the page.
         let mut lock_marks = Vec::new();
         for object in page.objects {
             match layout.classify(&object.key) {
                 KeyKind::Pending(id) => pending.push(Candidate { id, listed: object }),
                 KeyKind::Lock(id) => {
-                    lock_marks.push(pending.len());
+                    if !own(&id) {
+                        lock_marks.push(pending.len());
+                        fences.push(object.key.clone());
+                    }
                     locks.push(ListedLock { id, listed: object });
                 }
                 KeyKind::Other => {}
@@ -121,6 +131,7 @@ impl PageView {
             more: page.next.is_some(),
             candidates,
             locks,
+            fences,
             cursor,
             left,
             outside,
@@ -150,15 +161,13 @@ impl PageView {
             return false;
         };
         let first_key = first.listed.key.as_str();
-        let locks_after = |k: &str| self.locks.partition_point(|l| l.listed.key.as_str() <= k);
-        let (from, to) = (locks_after(key), locks_after(first_key));
+        let fences_after = |k: &str| self.fences.partition_point(|f| f.as_str() <= k);
+        let (from, to) = (fences_after(key), fences_after(first_key));
         if from != to {
             return false;
         }
-        let end = match self.locks.get(to) {
-            Some(lock) => self
-                .candidates
-                .partition_point(|c| c.listed.key < lock.listed.key),
+        let end = match self.fences.get(to) {
+            Some(fence) => self.candidates.partition_point(|c| c.listed.key < *fence),
             None => self.candidates.len(),
         };
         self.cursor = next;
@@ -309,7 +318,7 @@ mod tests {
             true,
         );
         let mut rng = StdRng::seed_from_u64(1);
-        let view = PageView::new(&layout(), p, None, Instant::now(), &mut rng);
+        let view = PageView::new(&layout(), p, None, Instant::now(), &|_| false, &mut rng);
         assert_eq!(view.pending_count(), 2);
         assert_eq!(view.remaining() + view.outside_lane(), 2);
         let mut ids: Vec<&str> = view.candidates.iter().map(|c| c.id.as_str()).collect();
@@ -340,6 +349,7 @@ mod tests {
                 page(&refs, 2, false),
                 None,
                 Instant::now(),
+                &|_| false,
                 &mut rng,
             );
             let mut seen = BTreeSet::new();
@@ -372,6 +382,7 @@ mod tests {
                 page(&refs, 2, false),
                 None,
                 Instant::now(),
+                &|_| false,
                 &mut rng,
             );
             assert_eq!(view.pending_count(), 99);
@@ -437,6 +448,7 @@ mod tests {
             page(&refs, 2, false),
             None,
             Instant::now(),
+            &|_| false,
             &mut rng,
         );
         assert_eq!(view.pending_count(), 39, "000 has its lock beside it");
@@ -468,6 +480,7 @@ mod tests {
             page(&refs, 2, false),
             None,
             Instant::now(),
+            &|_| false,
             &mut rng,
         )
     }
@@ -511,6 +524,37 @@ mod tests {
     }
 
     #[test]
+    fn this_workers_own_locks_bound_no_lane() {
+        // A lock of 019x sits in the middle of the page: another worker's splits the page into
+        // lanes, this worker's own (a task it holds) does not.
+        let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
+        keys.push("q/019x.lock".into());
+        keys.sort();
+        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
+        for seed in 0..20 {
+            let new_view = |own: &dyn Fn(&str) -> bool| {
+                let mut rng = StdRng::seed_from_u64(seed);
+                PageView::new(
+                    &layout(),
+                    page(&refs, 2, false),
+                    None,
+                    Instant::now(),
+                    own,
+                    &mut rng,
+                )
+            };
+            let mut mine = new_view(&|id| id == "019x");
+            assert_eq!(mine.remaining(), 40, "seed {seed}: the whole page");
+            assert_eq!(mine.locks.len(), 1, "still listed, for the reaper");
+            let theirs = new_view(&|_| false);
+            assert!(theirs.remaining() < 40, "seed {seed}");
+            // Going on with a walk passes over its own lock too.
+            assert!(mine.resume_after("q/015.task"));
+            assert_eq!(mine.remaining(), 24, "016..039");
+        }
+    }
+
+    #[test]
     fn an_empty_page_has_nothing_to_hand_out() {
         let mut rng = StdRng::seed_from_u64(1);
         let mut view = PageView::new(
@@ -518,6 +562,7 @@ mod tests {
             page(&[], 5, false),
             None,
             Instant::now(),
+            &|_| false,
             &mut rng,
         );
         assert!(view.next_candidate().is_none());

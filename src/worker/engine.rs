@@ -73,6 +73,9 @@ pub(crate) struct QueueRunner {
     pub conflicted: AtomicBool,
     /// Ids whose claim is in flight, so a fresh listing does not offer them again.
     pub claiming: Mutex<BTreeSet<String>>,
+    /// Ids this worker holds the lock of, from a won claim until it is settled (or left): their
+    /// locks are this worker's own trail, not another worker's lane.
+    pub held: Mutex<BTreeSet<String>>,
     /// Lock keys being reaped by this worker.
     pub reaping: Mutex<BTreeSet<String>>,
     /// Claims a store failure left open, settled once the store answers again.
@@ -201,6 +204,7 @@ pub(crate) async fn serve(
                 )),
                 conflicted: AtomicBool::new(false),
                 claiming: Mutex::new(BTreeSet::new()),
+                held: Mutex::new(BTreeSet::new()),
                 reaping: Mutex::new(BTreeSet::new()),
                 unresolved: Unresolved::default(),
             })

@@ -211,9 +211,12 @@ async fn list(
     env.listed_ok();
     super::unresolved::recheck_soon(r, env);
     r.ctx.clock.observe(page.server_time);
+    let claiming = r.claiming.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let held = r.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let own = |id: &str| claiming.contains(id) || held.contains(id);
     let view = r
         .ctx
-        .with_rng(|rng| PageView::new(&r.ctx.layout, page, start_after, Instant::now(), rng));
+        .with_rng(|rng| PageView::new(&r.ctx.layout, page, start_after, Instant::now(), &own, rng));
     for lock in view.stale_locks(r.ctx.limits.lease) {
         let fresh = r
             .reaping

@@ -41,6 +41,35 @@ pub(crate) async fn acquire_slot(r: &QueueRunner, env: &Env) -> Slot {
     }
 }
 
+/// Marks a task's id as held by this worker (see [`QueueRunner::held`]) while it lives.
+struct HeldId<'a> {
+    r: &'a QueueRunner,
+    id: String,
+}
+
+impl<'a> HeldId<'a> {
+    fn new(r: &'a QueueRunner, id: &str) -> Self {
+        r.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned());
+        HeldId {
+            r,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for HeldId<'_> {
+    fn drop(&mut self) {
+        self.r
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// How one attempt ended.
 enum Attempt {
     Done,
@@ -108,6 +137,7 @@ pub(crate) async fn claim_and_run(
         }
     };
     q.metrics.update(&q.name, |m| m.claimed += 1);
+    let _held = HeldId::new(&r, &held.id);
     let span = tracing::info_span!(
         "task",
         queue = %q.name,
