@@ -4,7 +4,7 @@
 //! Workers that share a queue must not all reach for the same keys. Each walks the page's
 //! candidates in key order from a start of its own, and the listing shows where the others
 //! are: a worker's claims in flight and its recent tasks leave `.lock` keys behind it as it
-//! walks. So a walk starts in the middle of a long stretch of candidates with no lock in it
+//! walks (a worker knows its own, and they are no fence to it). So a walk starts in the middle of a long stretch of candidates with no lock in it
 //! (chosen at random, longer stretches more likely): the worker behind that stretch needs as
 //! many claims to reach the start as the new walk has made by then, and the one ahead moves
 //! away at the same pace. The walk ends where that stretch does (its *lane*): past it lie the
