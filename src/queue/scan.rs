@@ -107,7 +107,9 @@ impl PageView {
             }
         }
         // A pending key with its lock beside it is being claimed (or its claim crashed); it is
-        // not a candidate, and the reaper looks after it through the lock.
+        // not a candidate, and the reaper looks after it through the lock. Nor is one this
+        // worker is claiming or holds: listed before its delete, it would be gone by the time
+        // a walk came back to it.
         let locked: BTreeSet<&str> = locks.iter().map(|l| l.id.as_str()).collect();
         let mut marks = Vec::with_capacity(lock_marks.len());
         let mut candidates = Vec::with_capacity(pending.len());
@@ -116,7 +118,7 @@ impl PageView {
             while next_mark.next_if(|&&m| m <= index).is_some() {
                 marks.push(candidates.len());
             }
-            if !locked.contains(c.id.as_str()) {
+            if !locked.contains(c.id.as_str()) && !own(&c.id) {
                 candidates.push(c);
             }
         }
@@ -552,6 +554,20 @@ mod tests {
             assert!(mine.resume_after("q/015.task"));
             assert_eq!(mine.remaining(), 24, "016..039");
         }
+        // A task it is claiming is no candidate: listed before its pending key's delete, it
+        // would be gone by the time the walk came round to it again.
+        let mut rng = StdRng::seed_from_u64(1);
+        let own = |id: &str| id == "019x" || id == "007";
+        let view = PageView::new(
+            &layout(),
+            page(&refs, 2, false),
+            None,
+            Instant::now(),
+            &own,
+            &mut rng,
+        );
+        assert_eq!(view.pending_count(), 39);
+        assert!(view.candidates.iter().all(|c| c.id != "007"));
     }
 
     #[test]
