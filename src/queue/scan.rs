@@ -4,7 +4,7 @@
 //! Workers that share a queue must not all reach for the same keys. Each walks the page's
 //! candidates in key order from a start of its own, and the listing shows where the others
 //! are: a worker's claims in flight and its recent tasks leave `.lock` keys behind it as it
-//! walks (a worker knows its own, and they are no fence to it). So a walk starts in the middle of a long stretch of candidates with no lock in it
+//! walks (where a worker's own are the only locks on the page, they are no fence to it). So a walk starts in the middle of a long stretch of candidates with no lock in it
 //! (chosen at random, longer stretches more likely): the worker behind that stretch needs as
 //! many claims to reach the start as the new walk has made by then, and the one ahead moves
 //! away at the same pace. The walk ends where that stretch does (its *lane*): past it lie the
@@ -62,8 +62,8 @@ pub struct PageView {
     candidates: Vec<Candidate>,
     /// Locks on this page.
     pub locks: Vec<ListedLock>,
-    /// Keys of the locks that bound lanes: the other workers' (this worker's own trail does not
-    /// stop its walk).
+    /// Keys of the locks that bound lanes: every lock on the page, or none when all are this
+    /// worker's own (see [`PageView::new`]).
     fences: Vec<String>,
     /// Index of the next candidate to try.
     cursor: usize,
@@ -77,8 +77,11 @@ pub struct PageView {
 
 impl PageView {
     /// Read a page: classify its keys and start the walk at a random candidate. `own` says
-    /// which task ids this worker holds or is claiming: their locks are its own trail, which
-    /// bounds no lane of its own (a worker alone on a queue walks the whole page).
+    /// which task ids this worker holds or is claiming. On a page with no other worker's lock
+    /// its own locks bound no lane: a worker alone on a queue walks the whole page instead of
+    /// re-listing at each of its own locks. Beside other workers, its own trail bounds lanes
+    /// like theirs (measured on LocalStack with 4 workers: 1.7 % of claims lost, against 2.5 %
+    /// when only the others' locks did).
     pub fn new(
         layout: &Layout,
         page: ListPage,
@@ -93,18 +96,22 @@ impl PageView {
         let mut fences = Vec::new();
         // For each fence, how many pending keys precede it on the page.
         let mut lock_marks = Vec::new();
+        let mut others_here = false;
         for object in page.objects {
             match layout.classify(&object.key) {
                 KeyKind::Pending(id) => pending.push(Candidate { id, listed: object }),
                 KeyKind::Lock(id) => {
-                    if !own(&id) {
-                        lock_marks.push(pending.len());
-                        fences.push(object.key.clone());
-                    }
+                    others_here |= !own(&id);
+                    lock_marks.push(pending.len());
+                    fences.push(object.key.clone());
                     locks.push(ListedLock { id, listed: object });
                 }
                 KeyKind::Other => {}
             }
+        }
+        if !others_here {
+            lock_marks.clear();
+            fences.clear();
         }
         // A pending key with its lock beside it is being claimed (or its claim crashed); it is
         // not a candidate, and the reaper looks after it through the lock. Nor is one this
@@ -526,9 +533,9 @@ mod tests {
     }
 
     #[test]
-    fn this_workers_own_locks_bound_no_lane() {
+    fn a_worker_alone_on_a_page_is_not_fenced_by_its_own_locks() {
         // A lock of 019x sits in the middle of the page: another worker's splits the page into
-        // lanes, this worker's own (a task it holds) does not.
+        // lanes, this worker's own (a task it holds) does not while no other worker's is there.
         let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
         keys.push("q/019x.lock".into());
         keys.sort();
@@ -554,6 +561,24 @@ mod tests {
             assert!(mine.resume_after("q/015.task"));
             assert_eq!(mine.remaining(), 24, "016..039");
         }
+        // Beside another worker's lock (029x), its own trail bounds lanes again.
+        let mut keys2 = keys.clone();
+        keys2.push("q/029x.lock".into());
+        keys2.sort();
+        let refs2: Vec<(&str, u64)> = keys2.iter().map(|k| (k.as_str(), 1)).collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        let own = |id: &str| id == "019x";
+        let mut shared = PageView::new(
+            &layout(),
+            page(&refs2, 2, false),
+            None,
+            Instant::now(),
+            &own,
+            &mut rng,
+        );
+        assert!(shared.remaining() < 40);
+        assert!(shared.resume_after("q/015.task"));
+        assert_eq!(shared.remaining(), 4, "016..019, up to its own lock");
         // A task it is claiming is no candidate: listed before its pending key's delete, it
         // would be gone by the time the walk came round to it again.
         let mut rng = StdRng::seed_from_u64(1);
