@@ -477,8 +477,14 @@ mod tests {
         assert!(sorted, "a lane is walked in key order: {ids:?}");
     }
 
-    /// A page of candidates `q/000.task`..`q/039.task` with the extra `keys` (locks) in it.
+    /// A page of candidates `q/000.task`..`q/039.task` with the `extra` keys (locks) in it,
+    /// seen by a worker holding none of them.
     fn view_with(extra: &[&str], seed: u64) -> PageView {
+        view_owned(extra, seed, &|_| false)
+    }
+
+    /// [`view_with`], seen by a worker holding or claiming the ids `own` says.
+    fn view_owned(extra: &[&str], seed: u64, own: &dyn Fn(&str) -> bool) -> PageView {
         let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
         keys.extend(extra.iter().map(|k| (*k).to_owned()));
         keys.sort();
@@ -489,7 +495,7 @@ mod tests {
             page(&refs, 2, false),
             None,
             Instant::now(),
-            &|_| false,
+            own,
             &mut rng,
         )
     }
@@ -536,61 +542,26 @@ mod tests {
     fn a_worker_alone_on_a_page_is_not_fenced_by_its_own_locks() {
         // A lock of 019x sits in the middle of the page: another worker's splits the page into
         // lanes, this worker's own (a task it holds) does not while no other worker's is there.
-        let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
-        keys.push("q/019x.lock".into());
-        keys.sort();
-        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
+        let mine = |id: &str| id == "019x";
         for seed in 0..20 {
-            let new_view = |own: &dyn Fn(&str) -> bool| {
-                let mut rng = StdRng::seed_from_u64(seed);
-                PageView::new(
-                    &layout(),
-                    page(&refs, 2, false),
-                    None,
-                    Instant::now(),
-                    own,
-                    &mut rng,
-                )
-            };
-            let mut mine = new_view(&|id| id == "019x");
-            assert_eq!(mine.remaining(), 40, "seed {seed}: the whole page");
-            assert_eq!(mine.locks.len(), 1, "still listed, for the reaper");
-            let theirs = new_view(&|_| false);
+            let mut alone = view_owned(&["q/019x.lock"], seed, &mine);
+            assert_eq!(alone.remaining(), 40, "seed {seed}: the whole page");
+            assert_eq!(alone.locks.len(), 1, "still listed, for the reaper");
+            let theirs = view_owned(&["q/019x.lock"], seed, &|_| false);
             assert!(theirs.remaining() < 40, "seed {seed}");
             // Going on with a walk passes over its own lock too.
-            assert!(mine.resume_after("q/015.task"));
-            assert_eq!(mine.remaining(), 24, "016..039");
+            assert!(alone.resume_after("q/015.task"));
+            assert_eq!(alone.remaining(), 24, "016..039");
         }
         // Beside another worker's lock (029x), its own trail bounds lanes again.
-        let mut keys2 = keys.clone();
-        keys2.push("q/029x.lock".into());
-        keys2.sort();
-        let refs2: Vec<(&str, u64)> = keys2.iter().map(|k| (k.as_str(), 1)).collect();
-        let mut rng = StdRng::seed_from_u64(3);
-        let own = |id: &str| id == "019x";
-        let mut shared = PageView::new(
-            &layout(),
-            page(&refs2, 2, false),
-            None,
-            Instant::now(),
-            &own,
-            &mut rng,
-        );
+        let mut shared = view_owned(&["q/019x.lock", "q/029x.lock"], 3, &mine);
         assert!(shared.remaining() < 40);
         assert!(shared.resume_after("q/015.task"));
         assert_eq!(shared.remaining(), 4, "016..019, up to its own lock");
         // A task it is claiming is no candidate: listed before its pending key's delete, it
         // would be gone by the time the walk came round to it again.
-        let mut rng = StdRng::seed_from_u64(1);
-        let own = |id: &str| id == "019x" || id == "007";
-        let view = PageView::new(
-            &layout(),
-            page(&refs, 2, false),
-            None,
-            Instant::now(),
-            &own,
-            &mut rng,
-        );
+        let claiming = |id: &str| id == "019x" || id == "007";
+        let view = view_owned(&["q/019x.lock"], 1, &claiming);
         assert_eq!(view.pending_count(), 39);
         assert!(view.candidates.iter().all(|c| c.id != "007"));
     }
