@@ -8,20 +8,27 @@
 //! HTTP store.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::transport::request::Response;
-use super::transport::{answer, RequestSpec, Transport};
+use super::sign::content_md5;
+use super::transport::endpoint::Endpoint;
+use super::transport::request::{add_user_meta, check_key, Response};
+use super::transport::{answer, RequestSpec, Signer, Transport, TransportConfig};
 use super::{
-    CopyOptions, ListPage, ListRequest, Object, ObjectHead, Op, PutOptions, Result, Store,
-    StoreError, StoreKind, Versioning, WriteResult, MAX_DELETE_BATCH,
+    CopyOptions, ListPage, ListRequest, Object, ObjectHead, Op, PutOptions, RequestStats, Result,
+    Store, StoreError, StoreKind, Versioning, WriteMode, WriteResult, MAX_DELETE_BATCH,
+    MAX_LIST_KEYS,
 };
+use crate::config::StoreConfig;
 
 /// How one HTTP API builds its requests: pure functions of their inputs, so every request can
-/// be checked without a network.
+/// be checked without a network. The two APIs agree on most operations, which are written
+/// once here over the dialect's addressing ([`Dialect::bucket_request`],
+/// [`Dialect::object_request`]) and its create-if-absent header.
 pub trait Dialect: Debug + Send + Sync + 'static {
     /// What [`Store::kind`] reports.
     const KIND: StoreKind;
@@ -31,20 +38,90 @@ pub trait Dialect: Debug + Send + Sync + 'static {
     /// a source condition is one atomic step on this API.
     const ATOMIC_CONDITIONAL_COPY: bool;
 
-    /// One page of a listing by prefix.
-    fn list(&self, req: &ListRequest) -> RequestSpec;
+    /// A bucket-level request (the bucket's root, however it is addressed).
+    fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec;
+
+    /// A request on one object: the key is checked and encoded once, `/` kept, the same
+    /// encoding the signers use.
+    fn object_request(&self, op: Op, method: &'static str, key: &str) -> Result<RequestSpec>;
+
+    /// Make a write create-if-absent: the dialect's header, and how its refusal reads.
+    fn mark_create_if_absent(spec: &mut RequestSpec);
+
+    /// ListObjectsV2: `list-type=2`, `prefix`, `max-keys` (1..=1000: 0 asks for the most, and
+    /// OSS's default would be only 100), `encoding-type=url` (keys may hold characters XML
+    /// cannot carry), and the cursor.
+    fn list(&self, req: &ListRequest) -> RequestSpec {
+        let mut spec = self.bucket_request(Op::List, "GET");
+        spec.subject = req.prefix.clone();
+        spec.param("list-type", "2");
+        if !req.prefix.is_empty() {
+            spec.param("prefix", req.prefix.clone());
+        }
+        let page_size = match req.max_keys {
+            0 => MAX_LIST_KEYS,
+            n => n.min(MAX_LIST_KEYS),
+        };
+        spec.param("max-keys", page_size.to_string());
+        spec.param("encoding-type", "url");
+        if let Some(token) = &req.continuation {
+            spec.param("continuation-token", token.clone());
+        }
+        if let Some(after) = &req.start_after {
+            spec.param("start-after", after.clone());
+        }
+        spec
+    }
+
     /// GetObject.
-    fn get(&self, key: &str) -> Result<RequestSpec>;
-    /// HeadObject.
-    fn head(&self, key: &str) -> Result<RequestSpec>;
-    /// PutObject, create-if-absent when `opts` asks.
-    fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec>;
+    fn get(&self, key: &str) -> Result<RequestSpec> {
+        self.object_request(Op::Get, "GET", key)
+    }
+
+    /// HeadObject (on OSS its errors come back in the `x-oss-err` header).
+    fn head(&self, key: &str) -> Result<RequestSpec> {
+        self.object_request(Op::Head, "HEAD", key)
+    }
+
+    /// PutObject with `Content-MD5` (the store verifies the body), `Content-Type`, user
+    /// metadata, and create-if-absent when `opts` asks.
+    fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec> {
+        let mut spec = self.object_request(Op::Put, "PUT", key)?;
+        if let Some(ct) = &opts.content_type {
+            spec.header("content-type", ct.clone());
+        }
+        spec.header("content-md5", content_md5(&body));
+        if opts.mode == WriteMode::CreateIfAbsent {
+            Self::mark_create_if_absent(&mut spec);
+        }
+        add_user_meta(&mut spec, Self::META_PREFIX, &opts.user_meta)?;
+        spec.body = body;
+        Ok(spec)
+    }
+
     /// CopyObject with metadata REPLACE.
     fn copy(&self, source: &str, dest: &str, opts: &CopyOptions) -> Result<RequestSpec>;
+
     /// DeleteObject.
-    fn delete(&self, key: &str) -> Result<RequestSpec>;
-    /// DeleteObjects for at most [`MAX_DELETE_BATCH`] keys.
-    fn delete_many(&self, keys: &[String]) -> Result<RequestSpec>;
+    fn delete(&self, key: &str) -> Result<RequestSpec> {
+        self.object_request(Op::Delete, "DELETE", key)
+    }
+
+    /// DeleteObjects (`POST /?delete`, quiet) for at most [`MAX_DELETE_BATCH`] keys, with the
+    /// `Content-MD5` both APIs require.
+    fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
+        for key in keys {
+            check_key(key)?;
+        }
+        let body = Bytes::from(super::xml::build_delete_request(keys));
+        let mut spec = self.bucket_request(Op::DeleteMany, "POST");
+        spec.param("delete", "");
+        spec.header("content-type", "application/xml");
+        spec.header("content-md5", content_md5(&body));
+        spec.body = body;
+        Ok(spec)
+    }
+
     /// The cheapest request whose `Date` header is the store's clock.
     fn clock(&self) -> RequestSpec;
     /// The store's clock from the answer to [`Dialect::clock`].
@@ -65,13 +142,25 @@ pub struct HttpStore<D> {
 }
 
 impl<D: Dialect> HttpStore<D> {
-    /// A store sending `requests`' requests for `bucket` through `transport`.
-    pub(crate) fn new(requests: D, transport: Transport, bucket: &str) -> Self {
-        HttpStore {
+    /// A store sending `requests`' requests for `bucket`, signed by `signer`, through a
+    /// transport with `settings`; every request counted in `stats`.
+    pub(crate) fn open(
+        requests: D,
+        signer: Signer,
+        settings: TransportConfig,
+        stats: Arc<RequestStats>,
+        bucket: &str,
+    ) -> Result<Self> {
+        let transport =
+            Transport::new(settings, signer, stats).map_err(|e| StoreError::Misconfigured {
+                field: "endpoint",
+                reason: e.to_string(),
+            })?;
+        Ok(HttpStore {
             requests,
             transport,
             bucket: bucket.to_owned(),
-        }
+        })
     }
 
     /// The request builder, for tests that check what is sent.
@@ -165,6 +254,18 @@ impl<D: Dialect> Store for HttpStore<D> {
             op: Op::Versioning,
             message: e.to_string(),
         })
+    }
+}
+
+/// The `endpoint` of `[store]`, which an HTTP store cannot do without; `missing` tells the
+/// user what one looks like for the configured kind.
+pub(crate) fn configured_endpoint(cfg: &StoreConfig, missing: &str) -> Result<Endpoint> {
+    match cfg.endpoint.as_deref().map(str::trim) {
+        Some(e) if !e.is_empty() => Endpoint::parse(e),
+        _ => Err(StoreError::Misconfigured {
+            field: "endpoint",
+            reason: missing.to_owned(),
+        }),
     }
 }
 

@@ -15,18 +15,13 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
-use super::http::{Dialect, HttpStore};
+use super::http::{configured_endpoint, Dialect, HttpStore};
 use super::s3::{credentials, quote_etag};
-use super::sign::{content_md5, uri_encode};
+use super::sign::uri_encode;
 use super::transport::endpoint::Endpoint;
 use super::transport::request::{add_user_meta, check_key, Response};
-use super::transport::{RequestSpec, Signer, Transport, TransportConfig};
-use super::{
-    CopyOptions, ListRequest, Op, PutOptions, RequestStats, Result, StoreError, StoreKind,
-    WriteMode, MAX_LIST_KEYS,
-};
+use super::transport::{RequestSpec, Signer, TransportConfig};
+use super::{CopyOptions, Op, RequestStats, Result, StoreError, StoreKind, WriteMode};
 use crate::config::{OssSignature, StoreConfig};
 
 /// Header prefix of user metadata on OSS.
@@ -102,6 +97,19 @@ impl OssRequests {
         self.addressing
     }
 
+    /// GetBucketVersioning (`GET /?versioning`).
+    pub fn versioning(&self) -> RequestSpec {
+        let mut spec = self.bucket_request(Op::Versioning, "GET");
+        spec.param("versioning", "");
+        spec
+    }
+}
+
+impl Dialect for OssRequests {
+    const KIND: StoreKind = StoreKind::Oss;
+    const META_PREFIX: &'static str = META_PREFIX;
+    const ATOMIC_CONDITIONAL_COPY: bool = true;
+
     /// A bucket-level request: `/` on the bucket's host.
     fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec {
         let mut spec = RequestSpec::new(
@@ -125,68 +133,10 @@ impl OssRequests {
         Ok(spec)
     }
 
-    /// GetBucketVersioning (`GET /?versioning`).
-    pub fn versioning(&self) -> RequestSpec {
-        let mut spec = self.bucket_request(Op::Versioning, "GET");
-        spec.param("versioning", "");
-        spec
-    }
-}
-
-impl Dialect for OssRequests {
-    const KIND: StoreKind = StoreKind::Oss;
-    const META_PREFIX: &'static str = META_PREFIX;
-    const ATOMIC_CONDITIONAL_COPY: bool = true;
-
-    /// ListObjectsV2 (`GetBucketV2`): `list-type=2`, `prefix`, `max-keys` (1..=1000; OSS's
-    /// default is only 100), `encoding-type=url`, and the cursor.
-    fn list(&self, req: &ListRequest) -> RequestSpec {
-        let mut spec = self.bucket_request(Op::List, "GET");
-        spec.subject = req.prefix.clone();
-        spec.param("list-type", "2");
-        if !req.prefix.is_empty() {
-            spec.param("prefix", req.prefix.clone());
-        }
-        let max = match req.max_keys {
-            0 => MAX_LIST_KEYS,
-            n => n.min(MAX_LIST_KEYS),
-        };
-        spec.param("max-keys", max.to_string());
-        spec.param("encoding-type", "url");
-        if let Some(token) = &req.continuation {
-            spec.param("continuation-token", token.clone());
-        }
-        if let Some(after) = &req.start_after {
-            spec.param("start-after", after.clone());
-        }
-        spec
-    }
-
-    /// GetObject.
-    fn get(&self, key: &str) -> Result<RequestSpec> {
-        self.object_request(Op::Get, "GET", key)
-    }
-
-    /// HeadObject (errors come back in the `x-oss-err` header).
-    fn head(&self, key: &str) -> Result<RequestSpec> {
-        self.object_request(Op::Head, "HEAD", key)
-    }
-
-    /// PutObject with `Content-MD5`, `Content-Type`, user metadata, and
-    /// `x-oss-forbid-overwrite: true` for create-if-absent.
-    fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec> {
-        let mut spec = self.object_request(Op::Put, "PUT", key)?;
-        if let Some(ct) = &opts.content_type {
-            spec.header("content-type", ct.clone());
-        }
-        spec.header("content-md5", content_md5(&body));
-        if opts.mode == WriteMode::CreateIfAbsent {
-            spec.header("x-oss-forbid-overwrite", "true");
-            spec.create_if_absent = true;
-        }
-        add_user_meta(&mut spec, META_PREFIX, &opts.user_meta)?;
-        spec.body = body;
-        Ok(spec)
+    /// `x-oss-forbid-overwrite: true`; OSS refuses with 409 `FileAlreadyExists`.
+    fn mark_create_if_absent(spec: &mut RequestSpec) {
+        spec.header("x-oss-forbid-overwrite", "true");
+        spec.create_if_absent = true;
     }
 
     /// CopyObject: `x-oss-copy-source: /<bucket>/<UriEncode(source)>`, metadata REPLACE, and
@@ -199,8 +149,7 @@ impl Dialect for OssRequests {
             format!("/{}/{}", self.bucket, uri_encode(source, false)),
         );
         if opts.mode == WriteMode::CreateIfAbsent {
-            spec.header("x-oss-forbid-overwrite", "true");
-            spec.create_if_absent = true;
+            Self::mark_create_if_absent(&mut spec);
         }
         if let Some(etag) = &opts.source_if_match {
             spec.header("x-oss-copy-source-if-match", quote_etag(etag));
@@ -211,26 +160,6 @@ impl Dialect for OssRequests {
         }
         add_user_meta(&mut spec, META_PREFIX, &opts.user_meta)?;
         spec.error_in_ok_body = true;
-        Ok(spec)
-    }
-
-    /// DeleteObject.
-    fn delete(&self, key: &str) -> Result<RequestSpec> {
-        self.object_request(Op::Delete, "DELETE", key)
-    }
-
-    /// DeleteMultipleObjects (`POST /?delete`, quiet) for at most [`MAX_DELETE_BATCH`] keys,
-    /// with the `Content-MD5` OSS requires.
-    fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
-        for key in keys {
-            check_key(key)?;
-        }
-        let body = Bytes::from(super::xml::build_delete_request(keys));
-        let mut spec = self.bucket_request(Op::DeleteMany, "POST");
-        spec.param("delete", "");
-        spec.header("content-type", "application/xml");
-        spec.header("content-md5", content_md5(&body));
-        spec.body = body;
         Ok(spec)
     }
 
@@ -309,23 +238,13 @@ impl HttpStore<OssRequests> {
         transport: TransportConfig,
         stats: Arc<RequestStats>,
     ) -> Result<Self> {
-        let endpoint = match cfg.endpoint.as_deref().map(str::trim) {
-            Some(e) if !e.is_empty() => Endpoint::parse(e)?,
-            _ => {
-                return Err(StoreError::Misconfigured {
-                    field: "endpoint",
-                    reason: "an oss store needs an endpoint, e.g. \"https://oss-cn-hangzhou.aliyuncs.com\" or the bucket's custom domain".into(),
-                })
-            }
-        };
+        let endpoint = configured_endpoint(
+            cfg,
+            "an oss store needs an endpoint, e.g. \"https://oss-cn-hangzhou.aliyuncs.com\" or the bucket's custom domain",
+        )?;
         let signer = signer(cfg, &endpoint)?;
-        let transport =
-            Transport::new(transport, signer, stats).map_err(|e| StoreError::Misconfigured {
-                field: "endpoint",
-                reason: e.to_string(),
-            })?;
         let requests = OssRequests::new(&endpoint, &cfg.bucket);
-        Ok(HttpStore::new(requests, transport, &cfg.bucket))
+        HttpStore::open(requests, signer, transport, stats, &cfg.bucket)
     }
 }
 
@@ -339,8 +258,9 @@ mod tests {
 
     use super::*;
     use crate::secret::Secret;
-    use crate::store::sign::Credentials;
-    use crate::store::{Metadata, Store};
+    use crate::store::sign::{content_md5, Credentials};
+    use crate::store::{ListRequest, Metadata, PutOptions, Store};
+    use bytes::Bytes;
 
     /// `2025-03-01T08:00:00Z`, the time of the §1.4/§2.5 vectors.
     fn vector_time() -> SystemTime {

@@ -12,17 +12,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
-use super::http::{Dialect, HttpStore};
-use super::sign::{content_md5, uri_encode, Credentials};
+use super::http::{configured_endpoint, Dialect, HttpStore};
+use super::sign::{uri_encode, Credentials};
 use super::transport::endpoint::Endpoint;
 use super::transport::request::{add_user_meta, check_key, Response};
-use super::transport::{On412, RequestSpec, Signer, Transport, TransportConfig};
-use super::{
-    CopyOptions, ListRequest, Op, PutOptions, RequestStats, Result, StoreError, StoreKind,
-    WriteMode, MAX_LIST_KEYS,
-};
+use super::transport::{On412, RequestSpec, Signer, TransportConfig};
+use super::{CopyOptions, Op, RequestStats, Result, StoreError, StoreKind, WriteMode};
 use crate::config::StoreConfig;
 
 /// Header prefix of user metadata on S3.
@@ -59,6 +54,12 @@ impl S3Requests {
                 .with_host(format!("{}.{}", self.bucket, self.endpoint.host))
         }
     }
+}
+
+impl Dialect for S3Requests {
+    const KIND: StoreKind = StoreKind::S3;
+    const META_PREFIX: &'static str = META_PREFIX;
+    const ATOMIC_CONDITIONAL_COPY: bool = false;
 
     /// A bucket-level request (`/bucket` path-style, `/` virtual-hosted).
     fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec {
@@ -87,59 +88,12 @@ impl S3Requests {
         spec.subject = key.to_owned();
         Ok(spec)
     }
-}
 
-impl Dialect for S3Requests {
-    const KIND: StoreKind = StoreKind::S3;
-    const META_PREFIX: &'static str = META_PREFIX;
-    const ATOMIC_CONDITIONAL_COPY: bool = false;
-
-    /// ListObjectsV2: `list-type=2`, `prefix`, `max-keys` (1..=1000), `encoding-type=url` (keys
-    /// may hold characters XML cannot carry), and the cursor.
-    fn list(&self, req: &ListRequest) -> RequestSpec {
-        let mut spec = self.bucket_request(Op::List, "GET");
-        spec.subject = req.prefix.clone();
-        spec.param("list-type", "2");
-        if !req.prefix.is_empty() {
-            spec.param("prefix", req.prefix.clone());
-        }
-        spec.param("max-keys", page_size(req.max_keys).to_string());
-        spec.param("encoding-type", "url");
-        if let Some(token) = &req.continuation {
-            spec.param("continuation-token", token.clone());
-        }
-        if let Some(after) = &req.start_after {
-            spec.param("start-after", after.clone());
-        }
-        spec
-    }
-
-    /// GetObject.
-    fn get(&self, key: &str) -> Result<RequestSpec> {
-        self.object_request(Op::Get, "GET", key)
-    }
-
-    /// HeadObject.
-    fn head(&self, key: &str) -> Result<RequestSpec> {
-        self.object_request(Op::Head, "HEAD", key)
-    }
-
-    /// PutObject with `Content-MD5` (the store verifies the body), `Content-Type`, user
-    /// metadata, and `If-None-Match: *` for create-if-absent.
-    fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<RequestSpec> {
-        let mut spec = self.object_request(Op::Put, "PUT", key)?;
-        if let Some(ct) = &opts.content_type {
-            spec.header("content-type", ct.clone());
-        }
-        spec.header("content-md5", content_md5(&body));
-        if opts.mode == WriteMode::CreateIfAbsent {
-            spec.header("if-none-match", "*");
-            spec.create_if_absent = true;
-            spec.on_412 = On412::AlreadyExists;
-        }
-        add_user_meta(&mut spec, META_PREFIX, &opts.user_meta)?;
-        spec.body = body;
-        Ok(spec)
+    /// `If-None-Match: *`; S3 refuses with 412.
+    fn mark_create_if_absent(spec: &mut RequestSpec) {
+        spec.header("if-none-match", "*");
+        spec.create_if_absent = true;
+        spec.on_412 = On412::AlreadyExists;
     }
 
     /// CopyObject with metadata REPLACE and an optional source ETag condition. A
@@ -170,26 +124,6 @@ impl Dialect for S3Requests {
         Ok(spec)
     }
 
-    /// DeleteObject.
-    fn delete(&self, key: &str) -> Result<RequestSpec> {
-        self.object_request(Op::Delete, "DELETE", key)
-    }
-
-    /// DeleteObjects (`POST /?delete`, quiet) for at most [`MAX_DELETE_BATCH`] keys, with the
-    /// `Content-MD5` S3 requires.
-    fn delete_many(&self, keys: &[String]) -> Result<RequestSpec> {
-        for key in keys {
-            check_key(key)?;
-        }
-        let body = Bytes::from(super::xml::build_delete_request(keys));
-        let mut spec = self.bucket_request(Op::DeleteMany, "POST");
-        spec.param("delete", "");
-        spec.header("content-type", "application/xml");
-        spec.header("content-md5", content_md5(&body));
-        spec.body = body;
-        Ok(spec)
-    }
-
     /// HeadBucket: the cheapest request whose `Date` gives the store's clock.
     fn clock(&self) -> RequestSpec {
         self.bucket_request(Op::Head, "HEAD")
@@ -210,14 +144,6 @@ impl S3Requests {
     /// DeleteBucket (must be empty). For test and setup tools.
     pub fn delete_bucket(&self) -> RequestSpec {
         self.bucket_request(Op::Delete, "DELETE")
-    }
-}
-
-/// The page size sent: 0 means the store's maximum, anything larger is capped at 1000.
-fn page_size(max_keys: u32) -> u32 {
-    match max_keys {
-        0 => MAX_LIST_KEYS,
-        n => n.min(MAX_LIST_KEYS),
     }
 }
 
@@ -243,15 +169,10 @@ impl HttpStore<S3Requests> {
         transport: TransportConfig,
         stats: Arc<RequestStats>,
     ) -> Result<Self> {
-        let endpoint = match cfg.endpoint.as_deref().map(str::trim) {
-            Some(e) if !e.is_empty() => Endpoint::parse(e)?,
-            _ => {
-                return Err(StoreError::Misconfigured {
-                    field: "endpoint",
-                    reason: "an s3 store needs an endpoint, e.g. \"https://s3.us-east-1.amazonaws.com\" or \"http://127.0.0.1:9000\"".into(),
-                })
-            }
-        };
+        let endpoint = configured_endpoint(
+            cfg,
+            "an s3 store needs an endpoint, e.g. \"https://s3.us-east-1.amazonaws.com\" or \"http://127.0.0.1:9000\"",
+        )?;
         let creds = credentials(cfg)?;
         let region = cfg
             .region
@@ -261,13 +182,8 @@ impl HttpStore<S3Requests> {
             .trim()
             .to_owned();
         let signer = Signer::SigV4 { creds, region };
-        let transport =
-            Transport::new(transport, signer, stats).map_err(|e| StoreError::Misconfigured {
-                field: "endpoint",
-                reason: e.to_string(),
-            })?;
         let requests = S3Requests::new(endpoint, &cfg.bucket, cfg.path_style);
-        Ok(HttpStore::new(requests, transport, &cfg.bucket))
+        HttpStore::open(requests, signer, transport, stats, &cfg.bucket)
     }
 
     /// Create the bucket (test and setup tools; the daemon never does).
@@ -312,7 +228,9 @@ pub(crate) fn credentials(cfg: &StoreConfig) -> Result<Credentials> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Metadata, PutOptions};
+    use crate::store::sign::content_md5;
+    use crate::store::{ListRequest, Metadata, PutOptions};
+    use bytes::Bytes;
 
     fn path_style() -> S3Requests {
         let e = Endpoint::parse("http://127.0.0.1:5055").expect("endpoint");
