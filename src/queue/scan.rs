@@ -350,18 +350,9 @@ mod tests {
     #[test]
     fn walks_start_at_different_offsets_and_visit_each_candidate_once() {
         let keys: Vec<String> = (0..50).map(|i| format!("q/{i:02}.task")).collect();
-        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
         let mut firsts = BTreeSet::new();
         for seed in 0..20 {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let mut view = PageView::new(
-                &layout(),
-                page(&refs, 2, false),
-                None,
-                Instant::now(),
-                &|_| false,
-                &mut rng,
-            );
+            let mut view = view_of(keys.clone(), seed, &|_| false);
             let mut seen = BTreeSet::new();
             let first = view.next_candidate().expect("a candidate").id;
             seen.insert(first.clone());
@@ -382,19 +373,9 @@ mod tests {
         keys.push("q/009x.lock".into()); // sorts before 010
         keys.push("q/019x.lock".into());
         keys.push("q/050.lock".into()); // a lock beside its pending key: not a candidate
-        keys.sort();
-        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
         let mut starts = Vec::new();
         for seed in 0..200 {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let view = PageView::new(
-                &layout(),
-                page(&refs, 2, false),
-                None,
-                Instant::now(),
-                &|_| false,
-                &mut rng,
-            );
+            let view = view_of(keys.clone(), seed, &|_| false);
             assert_eq!(view.pending_count(), 99);
             starts.push(view.candidates[view.start()].id.clone());
             assert!(view.remaining() >= 1);
@@ -450,17 +431,7 @@ mod tests {
         let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
         keys.push("q/000.lock".into());
         keys.push("q/009x.lock".into());
-        keys.sort();
-        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut view = PageView::new(
-            &layout(),
-            page(&refs, 2, false),
-            None,
-            Instant::now(),
-            &|_| false,
-            &mut rng,
-        );
+        let mut view = view_of(keys, 7, &|_| false);
         assert_eq!(view.pending_count(), 39, "000 has its lock beside it");
         let lane = view.remaining();
         assert_eq!(lane + view.outside_lane(), 39);
@@ -488,6 +459,12 @@ mod tests {
     fn view_owned(extra: &[&str], seed: u64, own: &dyn Fn(&str) -> bool) -> PageView {
         let mut keys: Vec<String> = (0..40).map(|i| format!("q/{i:03}.task")).collect();
         keys.extend(extra.iter().map(|k| (*k).to_owned()));
+        view_of(keys, seed, own)
+    }
+
+    /// A view of a page holding `keys` (in any order), listed with the walk's random start
+    /// drawn from `seed`, by a worker holding or claiming the ids `own` says.
+    fn view_of(mut keys: Vec<String>, seed: u64, own: &dyn Fn(&str) -> bool) -> PageView {
         keys.sort();
         let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
         let mut rng = StdRng::seed_from_u64(seed);

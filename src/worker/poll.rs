@@ -109,14 +109,10 @@ async fn scan(r: &Arc<QueueRunner>, env: &Arc<Env>) -> Scan {
                 () = tokio::time::sleep(max_poll) => {
                     // Every slot busy for a while: look again, for stale locks to reap, and
                     // go on with the walk.
-                    let walked_to = view.walked_to().map(str::to_owned);
-                    match list(r, env, view.start_after.clone()).await {
+                    match relist(r, env, &view, true).await {
                         Ok(Some(fresh)) => view = fresh,
                         Ok(None) => return Scan::Draining,
                         Err(e) => return Scan::Failed(e),
-                    }
-                    if let Some(key) = walked_to {
-                        view.resume_after(&key);
                     }
                     continue;
                 }
@@ -125,14 +121,10 @@ async fn scan(r: &Arc<QueueRunner>, env: &Arc<Env>) -> Scan {
             if conflicted || view.age(Instant::now()) >= poll * BUSY_RELIST_POLLS {
                 // After a lost claim the lane runs into another worker's: pick a new one.
                 // Otherwise go on with this walk in the fresh view.
-                let walked_to = (!conflicted).then(|| view.walked_to().map(str::to_owned));
-                match list(r, env, view.start_after.clone()).await {
+                match relist(r, env, &view, !conflicted).await {
                     Ok(Some(fresh)) => view = fresh,
                     Ok(None) => return Scan::Draining,
                     Err(e) => return Scan::Failed(e),
-                }
-                if let Some(key) = walked_to.flatten() {
-                    view.resume_after(&key);
                 }
             }
             let Some(candidate) = next_unclaimed(r, &mut view) else {
@@ -188,6 +180,21 @@ fn next_unclaimed(r: &QueueRunner, view: &mut PageView) -> Option<Candidate> {
         }
     }
     None
+}
+
+/// List `view`'s page again; with `go_on`, the fresh view goes on with `view`'s walk (see
+/// [`PageView::resume_after`]) instead of a lane of its own.
+async fn relist(
+    r: &Arc<QueueRunner>,
+    env: &Arc<Env>,
+    view: &PageView,
+    go_on: bool,
+) -> Result<Option<PageView>, QueueError> {
+    let mut fresh = list(r, env, view.start_after.clone()).await?;
+    if let (Some(fresh), Some(key), true) = (fresh.as_mut(), view.walked_to(), go_on) {
+        fresh.resume_after(key);
+    }
+    Ok(fresh)
 }
 
 /// List one page after `start_after` and start reaping its stale locks. `Ok(None)`: the drain

@@ -4,7 +4,8 @@ use super::*;
 use crate::store::memory::MemoryStore;
 use crate::store::{Metadata, Op, RequestStats};
 
-fn store_with(keys: &[&str]) -> (MemoryStore, Arc<RequestStats>) {
+/// A memory store holding `keys`, answering each request in 10 ms, and its request counts.
+pub(super) fn store_with(keys: &[&str]) -> (MemoryStore, Arc<RequestStats>) {
     let stats = Arc::new(RequestStats::default());
     let store = MemoryStore::builder()
         .stats(Arc::clone(&stats))

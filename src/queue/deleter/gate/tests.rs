@@ -8,11 +8,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::time::Instant;
 
+use crate::queue::deleter::tests::store_with;
 use crate::queue::deleter::{Deleter, DeleterTask};
 use crate::queue::health::StoreHealth;
 use crate::queue::observed::ObservedStore;
 use crate::store::memory::MemoryStore;
-use crate::store::{Metadata, RequestStats, Store};
+use crate::store::{RequestStats, Store};
 
 struct Setup {
     store: MemoryStore,
@@ -28,14 +29,8 @@ fn setup(keys: &[String]) -> Setup {
 
 /// A gated batcher whose turns are spaced `base` doubling to `max`.
 fn setup_with(keys: &[String], base: Duration, max: Duration) -> Setup {
-    let stats = Arc::new(RequestStats::default());
-    let store = MemoryStore::builder()
-        .stats(Arc::clone(&stats))
-        .latency(Duration::from_millis(10), Duration::from_millis(10))
-        .build();
-    for k in keys {
-        store.insert(k, "x", Metadata::new(), None);
-    }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (store, stats) = store_with(&keys);
     let health = Arc::new(StoreHealth::new(
         base,
         max,
