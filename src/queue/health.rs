@@ -18,12 +18,13 @@
 //! turn until their last request is sent, so no wait ever falls between a check and the
 //! request it allows.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::backoff::jittered;
@@ -32,7 +33,7 @@ use super::backoff::jittered;
 pub struct StoreHealth {
     state: Mutex<State>,
     /// Bumped on every change a waiter may care about (a turn given back, a new verdict).
-    changes: watch::Sender<u64>,
+    changes: Changes,
     base: Duration,
     max: Duration,
     rng: Arc<Mutex<StdRng>>,
@@ -120,7 +121,7 @@ impl StoreHealth {
         let base = base.max(Duration::from_millis(1));
         StoreHealth {
             state: Mutex::new(State::default()),
-            changes: watch::channel(0).0,
+            changes: Changes::default(),
             base,
             max: max.max(base),
             rng,
@@ -133,7 +134,8 @@ impl StoreHealth {
     }
 
     fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.changes.version.fetch_add(1, Ordering::SeqCst);
+        self.changes.notify.notify_waiters();
     }
 
     fn jittered(&self, d: Duration) -> Duration {
@@ -223,9 +225,8 @@ impl StoreHealth {
 
     /// Wait for a turn: at once while the store answers, one step at a time while it fails.
     pub async fn turn(self: &Arc<Self>) -> Turn {
-        let mut changes = self.changes.subscribe();
         loop {
-            changes.borrow_and_update();
+            let mut seen = self.version();
             if let Some(turn) = self.try_turn() {
                 return turn;
             }
@@ -234,7 +235,8 @@ impl StoreHealth {
                 Gate::Open | Gate::Busy => None,
             };
             tokio::select! {
-                _ = changes.changed() => {}
+                biased;
+                () = self.changed_since(&mut seen) => {}
                 () = sleep_until_opt(wake) => {}
             }
         }
@@ -246,11 +248,35 @@ impl StoreHealth {
         step.await
     }
 
-    /// A receiver that sees every change of the gate, for a loop that waits on it beside
-    /// other things (the delete batcher).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+    /// How many times the gate has changed so far, for [`StoreHealth::changed_since`].
+    pub fn version(&self) -> u64 {
+        self.changes.version.load(Ordering::SeqCst)
     }
+
+    /// Resolves once the gate has changed since version `seen` (at once if it already has),
+    /// and records the version seen; for a loop that waits on the gate beside other things
+    /// (the delete batcher).
+    pub async fn changed_since(&self, seen: &mut u64) {
+        loop {
+            // Registered before the check, so a change right after it still wakes us.
+            let notified = self.changes.notify.notified();
+            let now = self.version();
+            if now != *seen {
+                *seen = now;
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The gate's change counter and its waiters. Not tokio's `watch` channel: that wakes its
+/// waiters in a random order, and a seeded simulation must replay the same way every time;
+/// `Notify` wakes them in the order they began to wait.
+#[derive(Debug, Default)]
+struct Changes {
+    version: AtomicU64,
+    notify: Notify,
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -26,6 +26,7 @@ pub(crate) async fn in_turn_alive<F: Future>(
 ) -> F::Output {
     let turn = loop {
         tokio::select! {
+            biased;
             turn = health.turn() => break turn,
             () = tokio::time::sleep(ALIVE_EVERY) => lifecycle.alive(),
         }
@@ -33,6 +34,7 @@ pub(crate) async fn in_turn_alive<F: Future>(
     let mut step = std::pin::pin!(step);
     let output = loop {
         tokio::select! {
+            biased;
             output = &mut step => break output,
             () = tokio::time::sleep(ALIVE_EVERY) => lifecycle.alive(),
         }

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::queue::health::{Gate, StoreHealth, Turn};
@@ -16,7 +15,7 @@ use crate::queue::health::{Gate, StoreHealth, Turn};
 /// The gate of one batcher; open for good when the batcher was made without one.
 #[derive(Debug, Default)]
 pub(super) struct BatchGate {
-    health: Option<(Arc<StoreHealth>, watch::Receiver<u64>)>,
+    health: Option<(Arc<StoreHealth>, u64)>,
 }
 
 /// Leave for one batch: the turn it holds while in flight, if the store is failing.
@@ -26,9 +25,9 @@ pub(super) struct Leave(#[allow(dead_code)] Option<Turn>);
 impl BatchGate {
     /// Batches wait for their turn on `health`.
     pub fn on(health: Arc<StoreHealth>) -> Self {
-        let changes = health.subscribe();
+        let seen = health.version();
         BatchGate {
-            health: Some((health, changes)),
+            health: Some((health, seen)),
         }
     }
 
@@ -73,11 +72,7 @@ impl BatchGate {
     /// never without a gate.
     pub async fn changed(&mut self) {
         match &mut self.health {
-            Some((_, changes)) => {
-                if changes.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
+            Some((health, seen)) => health.changed_since(seen).await,
             None => std::future::pending().await,
         }
     }
