@@ -62,6 +62,26 @@ pub enum OssSignature {
     V1,
 }
 
+/// How requests name the bucket (`store.addressing`).
+///
+/// `auto` does what Alibaba's and AWS's SDKs do: an IP address or `localhost` endpoint (a
+/// private OSS deployment, an internal VIP, MinIO on a port) is addressed path-style; an Alibaba
+/// endpoint (`*.aliyuncs.com`) or an S3 endpoint is virtual-hosted; on OSS any other host is
+/// taken as a custom domain already bound to the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Addressing {
+    /// Chosen from the endpoint as described above.
+    #[default]
+    Auto,
+    /// `<bucket>.<endpoint host>/<key>`.
+    VirtualHosted,
+    /// `<endpoint host>/<bucket>/<key>` (MinIO, Ceph, private OSS on an IP, test servers).
+    Path,
+    /// `<endpoint host>/<key>`: the host is a custom domain (CNAME) bound to the bucket.
+    Cname,
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -82,7 +102,10 @@ pub struct StoreConfig {
     pub access_key_secret: Secret,
     /// OSS only: signature version.
     pub signature: OssSignature,
-    /// S3 only: path-style addressing (MinIO, Ceph, test servers).
+    /// How the bucket is addressed; see [`Addressing`].
+    pub addressing: Addressing,
+    /// Shorthand for `addressing = "path"` (MinIO, Ceph, test servers), kept because S3 tools
+    /// spell it this way.
     pub path_style: bool,
     /// Local only: the directory.
     pub path: PathBuf,
@@ -103,10 +126,22 @@ impl Default for StoreConfig {
             access_key_id: Secret::default(),
             access_key_secret: Secret::default(),
             signature: OssSignature::V4,
+            addressing: Addressing::Auto,
             path_style: false,
             path: PathBuf::from("./bucketq-data"),
             request_timeout: Duration::from_secs(30),
             max_retries: 3,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The addressing asked for: `path_style = true` is `addressing = "path"`.
+    pub fn addressing(&self) -> Addressing {
+        if self.path_style && self.addressing == Addressing::Auto {
+            Addressing::Path
+        } else {
+            self.addressing
         }
     }
 }

@@ -78,8 +78,8 @@ pub enum WorkerError {
     /// A queue's handler could not be made.
     #[error(transparent)]
     Handler(#[from] crate::handlers::registry::RegistryError),
-    /// The store refused the credentials.
-    #[error("the store refused the credentials: {0}")]
+    /// The store refused the credentials; the message says what to check.
+    #[error("{err}; {hint}", err = .0, hint = .0.credential_hint().unwrap_or("check the store's credentials"))]
     Auth(#[source] StoreError),
     /// The store cannot make claims exclusive (probe failed, OSS versioning on).
     #[error("the store cannot make claims exclusive: {reason}")]

@@ -124,10 +124,9 @@ async fn check_access(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) 
             true
         }
         Err(e) if e.is_auth() => {
-            let fix = match &e {
-                StoreError::Forbidden { .. } => "the key is valid but may not use this bucket; grant list, get, head, put, copy and delete on the queue and failed prefixes",
-                _ => "check store.access_key_id and store.access_key_secret (BUCKETQ_STORE__ACCESS_KEY_ID / __ACCESS_KEY_SECRET, or OSS_KEYID / OSS_SECRET)",
-            };
+            let fix = e
+                .credential_hint()
+                .unwrap_or("check the store's credentials");
             r.fail("credentials", format!("{e}; {fix}"), store_code(&e));
             r.skip("bucket", "needs working credentials");
             false

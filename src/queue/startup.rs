@@ -13,8 +13,12 @@ use crate::store::{Store, StoreError, StoreKind, Versioning};
 pub enum Exclusivity {
     /// Claims are exclusive.
     Exclusive,
-    /// Claims cannot be trusted, and why (for the operator).
+    /// The create-if-absent probe was not refused, and why (for the operator). A lost answer
+    /// can make a sound store look like this once, so the caller may probe again.
     NotExclusive(String),
+    /// A definite answer that claims cannot be exclusive (OSS versioning): probing again cannot
+    /// change it.
+    Refused(String),
 }
 
 /// Run the versioning check (OSS only) and the create-if-absent probe under `prefix`.
@@ -23,7 +27,7 @@ pub async fn check_exclusive(store: &dyn Store, prefix: &str) -> Result<Exclusiv
         match store.versioning().await? {
             Versioning::Never => {}
             state => {
-                return Ok(Exclusivity::NotExclusive(format!(
+                return Ok(Exclusivity::Refused(format!(
                     "bucket {} has versioning {}; OSS ignores x-oss-forbid-overwrite on such \
                      buckets, so two workers could claim the same task. Use a bucket that never \
                      had versioning",
@@ -65,7 +69,7 @@ mod tests {
         for state in [Versioning::Enabled, Versioning::Suspended] {
             let store = MemoryStore::builder().kind(StoreKind::Oss).build();
             store.set_versioning(state);
-            let Exclusivity::NotExclusive(reason) =
+            let Exclusivity::Refused(reason) =
                 check_exclusive(&store, "q/").await.expect("checked")
             else {
                 panic!("versioning {state:?} must be refused");

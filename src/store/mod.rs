@@ -197,7 +197,7 @@ pub enum StoreError {
     },
     /// The store rejected the credentials or signature (403 `SignatureDoesNotMatch`,
     /// `InvalidAccessKeyId`, ...). Never retried.
-    #[error("{key}: store rejected the credentials ({code}): {message}")]
+    #[error("{}store rejected the credentials ({code}): {message}", subject(.key))]
     Unauthenticated {
         /// The key of the request (may be empty for bucket operations).
         key: String,
@@ -207,7 +207,7 @@ pub enum StoreError {
         message: String,
     },
     /// Authenticated but not allowed (403 `AccessDenied`).
-    #[error("{key}: access denied ({code}): {message}")]
+    #[error("{}access denied ({code}): {message}", subject(.key))]
     Forbidden {
         /// The key of the request.
         key: String,
@@ -271,7 +271,44 @@ pub enum StoreError {
     },
 }
 
+/// `"<key>: "` before a message about a key, nothing for a bucket-level request.
+fn subject(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
 impl StoreError {
+    /// What the operator should check after the store refused who we are, by its error code.
+    /// `None` for errors that are not about credentials.
+    pub fn credential_hint(&self) -> Option<&'static str> {
+        let code = match self {
+            StoreError::Unauthenticated { code, .. } => code.as_str(),
+            StoreError::Forbidden { .. } => return Some(
+                "the key is valid but may not use this bucket; grant list, get, head, put, copy and delete on the queue and failed prefixes",
+            ),
+            _ => return None,
+        };
+        Some(match code {
+            "InvalidAccessKeyId" | "InvalidAccessKeyID" | "AccessKeyIdDisabled" => {
+                "check store.access_key_id (BUCKETQ_STORE__ACCESS_KEY_ID, or OSS_KEYID): the store does not know this key"
+            }
+            "SignatureDoesNotMatch" => {
+                "check store.access_key_secret (BUCKETQ_STORE__ACCESS_KEY_SECRET, or OSS_SECRET); on OSS also store.signature (v4 or v1) and store.region, which V4 signs"
+            }
+            "RequestTimeTooSkewed" => {
+                "this host's clock is off from the store's by more than 15 minutes; fix the time (NTP)"
+            }
+            "InvalidToken" | "InvalidSecurityToken" | "InvalidSecurity" | "ExpiredToken"
+            | "SecurityTokenExpired" | "TokenRefreshRequired" | "MissingSecurityHeader" => {
+                "check store.security_token: temporary (STS) keys need their current token"
+            }
+            _ => "check store.access_key_id, store.access_key_secret and, for temporary keys, store.security_token",
+        })
+    }
+
     /// True when retrying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Transient { .. })

@@ -18,11 +18,11 @@ use std::time::SystemTime;
 use super::http::{configured_endpoint, Dialect, HttpStore};
 use super::s3::{credentials, quote_etag};
 use super::sign::uri_encode;
-use super::transport::endpoint::Endpoint;
+use super::transport::endpoint::{BucketAddress, Endpoint, Style};
 use super::transport::request::{add_user_meta, check_key, Response};
 use super::transport::{RequestSpec, Signer, TransportConfig};
 use super::{CopyOptions, Op, RequestStats, Result, StoreError, StoreKind, WriteMode};
-use crate::config::{OssSignature, StoreConfig};
+use crate::config::{Addressing, OssSignature, StoreConfig};
 
 /// Header prefix of user metadata on OSS.
 pub const META_PREFIX: &str = "x-oss-meta-";
@@ -34,26 +34,14 @@ pub const CLOCK_PROBE_KEY: &str = "bucketq-clock-probe";
 /// Domain of Alibaba's own endpoints; anything else is a custom domain (CNAME).
 const ALIYUN_DOMAIN: &str = ".aliyuncs.com";
 
-/// How the bucket is addressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressing {
-    /// `<bucket>.<endpoint host>` (OSS refuses path-style).
-    VirtualHosted,
-    /// The endpoint host is a custom domain bound to the bucket: used as it is.
-    Cname,
-}
-
-impl Addressing {
-    /// Alibaba endpoints (`*.aliyuncs.com`) get the bucket prefixed unless it already is;
-    /// any other host is a CNAME.
-    pub fn for_host(host: &str, bucket: &str) -> Self {
-        let aliyun = host.ends_with(ALIYUN_DOMAIN);
-        let has_bucket = host.starts_with(&format!("{bucket}."));
-        if aliyun && !has_bucket {
-            Addressing::VirtualHosted
-        } else {
-            Addressing::Cname
-        }
+/// What `addressing = "auto"` means on OSS for a DNS name: Alibaba's own endpoints
+/// (`*.aliyuncs.com`) are virtual-hosted (OSS refuses path-style there); any other host is a
+/// custom domain bound to the bucket. (IPs and `localhost` are path-style, as in the SDKs.)
+pub fn auto_style(host: &str) -> Style {
+    if host.ends_with(ALIYUN_DOMAIN) {
+        Style::VirtualHosted
+    } else {
+        Style::Cname
     }
 }
 
@@ -72,29 +60,23 @@ pub fn region_from_host(host: &str) -> Option<String> {
 /// Builds every OSS request as a pure function of its inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OssRequests {
-    target: Endpoint,
+    address: BucketAddress,
     bucket: String,
-    addressing: Addressing,
 }
 
 impl OssRequests {
-    /// Requests for `bucket` at `endpoint`, addressed per [`Addressing::for_host`].
-    pub fn new(endpoint: &Endpoint, bucket: &str) -> Self {
-        let addressing = Addressing::for_host(&endpoint.host, bucket);
-        let target = match addressing {
-            Addressing::VirtualHosted => endpoint.with_host(format!("{bucket}.{}", endpoint.host)),
-            Addressing::Cname => endpoint.clone(),
-        };
+    /// Requests for `bucket` at `endpoint`, addressed as `addressing` says (see
+    /// [`auto_style`] for `auto`).
+    pub fn new(endpoint: &Endpoint, bucket: &str, addressing: Addressing) -> Self {
         OssRequests {
-            target,
+            address: BucketAddress::new(endpoint, bucket, addressing, auto_style(&endpoint.host)),
             bucket: bucket.to_owned(),
-            addressing,
         }
     }
 
     /// How the bucket is addressed.
-    pub fn addressing(&self) -> Addressing {
-        self.addressing
+    pub fn style(&self) -> Style {
+        self.address.style()
     }
 
     /// GetBucketVersioning (`GET /?versioning`).
@@ -110,27 +92,20 @@ impl Dialect for OssRequests {
     const META_PREFIX: &'static str = META_PREFIX;
     const ATOMIC_CONDITIONAL_COPY: bool = true;
 
-    /// A bucket-level request: `/` on the bucket's host.
+    /// A bucket-level request: `/` on the bucket's host, `/<bucket>/` path-style (with the
+    /// slash, as both Alibaba SDKs send it).
     fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec {
-        let mut spec = RequestSpec::new(
-            op,
-            method,
-            &self.target.origin(),
-            &self.target.authority(),
-            "/".to_owned(),
-        );
-        spec.bucket = Some(self.bucket.clone());
+        let mut spec = self.address.bucket_request(op, method);
+        if self.address.style() == Style::Path {
+            spec.path.push('/');
+        }
         spec
     }
 
-    /// An object request: `/<UriEncode(key)>`, `/` kept, the same encoding the signers use.
+    /// An object request: the key encoded once, `/` kept, the same encoding the signers use.
     fn object_request(&self, op: Op, method: &'static str, key: &str) -> Result<RequestSpec> {
-        check_key(key)?;
-        let mut spec = self.bucket_request(op, method);
-        spec.path = format!("/{}", uri_encode(key, false));
-        spec.key = key.to_owned();
-        spec.subject = key.to_owned();
-        Ok(spec)
+        // The shared builder, not `bucket_request` above: its path gets the key appended.
+        self.address.object_request(op, method, key)
     }
 
     /// `x-oss-forbid-overwrite: true`; OSS refuses with 409 `FileAlreadyExists`.
@@ -243,7 +218,7 @@ impl HttpStore<OssRequests> {
             "an oss store needs an endpoint, e.g. \"https://oss-cn-hangzhou.aliyuncs.com\" or the bucket's custom domain",
         )?;
         let signer = signer(cfg, &endpoint)?;
-        let requests = OssRequests::new(&endpoint, &cfg.bucket);
+        let requests = OssRequests::new(&endpoint, &cfg.bucket, cfg.addressing());
         HttpStore::open(requests, signer, transport, stats, &cfg.bucket)
     }
 }
@@ -276,7 +251,7 @@ mod tests {
 
     fn requests() -> OssRequests {
         let e = Endpoint::parse("https://oss-cn-hangzhou.aliyuncs.com").expect("endpoint");
-        OssRequests::new(&e, "examplebucket")
+        OssRequests::new(&e, "examplebucket", Addressing::Auto)
     }
 
     fn v1() -> Signer {
@@ -325,7 +300,7 @@ mod tests {
     #[test]
     fn addressing_is_virtual_hosted_on_aliyun_and_as_is_on_a_cname() {
         let r = requests();
-        assert_eq!(r.addressing(), Addressing::VirtualHosted);
+        assert_eq!(r.style(), Style::VirtualHosted);
         let spec = r.get("k").expect("valid");
         assert_eq!(
             spec.url(),
@@ -338,8 +313,8 @@ mod tests {
         assert_eq!(spec.bucket.as_deref(), Some("examplebucket"));
 
         let cname = Endpoint::parse("https://files.example.com").expect("endpoint");
-        let r = OssRequests::new(&cname, "examplebucket");
-        assert_eq!(r.addressing(), Addressing::Cname);
+        let r = OssRequests::new(&cname, "examplebucket", Addressing::Auto);
+        assert_eq!(r.style(), Style::Cname);
         let spec = r.get("k").expect("valid");
         assert_eq!(spec.url(), "https://files.example.com/k");
         assert_eq!(spec.header_value("host"), Some("files.example.com"));
@@ -348,7 +323,7 @@ mod tests {
 
         // An endpoint that already carries the bucket is not prefixed twice.
         let e = Endpoint::parse("https://examplebucket.oss-cn-hangzhou.aliyuncs.com").expect("e");
-        let spec = OssRequests::new(&e, "examplebucket")
+        let spec = OssRequests::new(&e, "examplebucket", Addressing::Auto)
             .get("k")
             .expect("valid");
         assert_eq!(
@@ -689,7 +664,14 @@ mod tests {
         cfg.signature = OssSignature::V1;
         let store = OssStore::from_config(&cfg, Arc::clone(&stats)).expect("v1 needs no region");
         assert!(format!("{store:?}").contains("OssV1"));
-        assert_eq!(store.requests().addressing(), Addressing::Cname);
+        assert_eq!(store.requests().style(), Style::Cname);
+
+        // A private OSS on an IP is addressed path-style, as both Alibaba SDKs do.
+        cfg.endpoint = Some("http://10.0.0.5:8080".into());
+        let store = OssStore::from_config(&cfg, Arc::clone(&stats)).expect("ip endpoint");
+        assert_eq!(store.requests().style(), Style::Path);
+        let spec = store.requests().get("mail/1.task").expect("valid");
+        assert_eq!(spec.url(), "http://10.0.0.5:8080/tasks/mail/1.task");
 
         cfg.endpoint = None;
         match OssStore::from_config(&cfg, stats) {

@@ -14,11 +14,11 @@ use std::time::SystemTime;
 
 use super::http::{configured_endpoint, Dialect, HttpStore};
 use super::sign::{uri_encode, Credentials};
-use super::transport::endpoint::Endpoint;
+use super::transport::endpoint::{BucketAddress, Endpoint, Style};
 use super::transport::request::{add_user_meta, check_key, Response};
 use super::transport::{On412, RequestSpec, Signer, TransportConfig};
 use super::{CopyOptions, Op, RequestStats, Result, StoreError, StoreKind, WriteMode};
-use crate::config::StoreConfig;
+use crate::config::{Addressing, StoreConfig};
 
 /// Header prefix of user metadata on S3.
 pub const META_PREFIX: &str = "x-amz-meta-";
@@ -29,30 +29,23 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// Builds every S3 request as a pure function of its inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Requests {
-    endpoint: Endpoint,
+    address: BucketAddress,
     bucket: String,
-    path_style: bool,
 }
 
 impl S3Requests {
-    /// Requests for `bucket` at `endpoint`, path-style (`/bucket/key`) or virtual-hosted
-    /// (`bucket.host/key`).
-    pub fn new(endpoint: Endpoint, bucket: &str, path_style: bool) -> Self {
+    /// Requests for `bucket` at `endpoint`: `auto` is path-style (`/bucket/key`) on an IP or
+    /// `localhost` and virtual-hosted (`bucket.host/key`) on a DNS name, as the AWS SDKs do.
+    pub fn new(endpoint: Endpoint, bucket: &str, addressing: Addressing) -> Self {
         S3Requests {
-            endpoint,
+            address: BucketAddress::new(&endpoint, bucket, addressing, Style::VirtualHosted),
             bucket: bucket.to_owned(),
-            path_style,
         }
     }
 
-    /// The endpoint requests go to (with the bucket in the host when virtual-hosted).
-    fn target(&self) -> Endpoint {
-        if self.path_style {
-            self.endpoint.clone()
-        } else {
-            self.endpoint
-                .with_host(format!("{}.{}", self.bucket, self.endpoint.host))
-        }
+    /// How the bucket is addressed.
+    pub fn style(&self) -> Style {
+        self.address.style()
     }
 }
 
@@ -63,30 +56,12 @@ impl Dialect for S3Requests {
 
     /// A bucket-level request (`/bucket` path-style, `/` virtual-hosted).
     fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec {
-        let target = self.target();
-        let path = if self.path_style {
-            format!("/{}", uri_encode(&self.bucket, true))
-        } else {
-            "/".to_owned()
-        };
-        let mut spec = RequestSpec::new(op, method, &target.origin(), &target.authority(), path);
-        spec.bucket = Some(self.bucket.clone());
-        spec
+        self.address.bucket_request(op, method)
     }
 
     /// An object request; the key is checked and encoded once, `/` kept.
     fn object_request(&self, op: Op, method: &'static str, key: &str) -> Result<RequestSpec> {
-        check_key(key)?;
-        let mut spec = self.bucket_request(op, method);
-        let encoded = uri_encode(key, false);
-        spec.path = if self.path_style {
-            format!("{}/{encoded}", spec.path)
-        } else {
-            format!("/{encoded}")
-        };
-        spec.key = key.to_owned();
-        spec.subject = key.to_owned();
-        Ok(spec)
+        self.address.object_request(op, method, key)
     }
 
     /// `If-None-Match: *`; S3 refuses with 412.
@@ -182,7 +157,7 @@ impl HttpStore<S3Requests> {
             .trim()
             .to_owned();
         let signer = Signer::SigV4 { creds, region };
-        let requests = S3Requests::new(endpoint, &cfg.bucket, cfg.path_style);
+        let requests = S3Requests::new(endpoint, &cfg.bucket, cfg.addressing());
         HttpStore::open(requests, signer, transport, stats, &cfg.bucket)
     }
 
@@ -234,12 +209,12 @@ mod tests {
 
     fn path_style() -> S3Requests {
         let e = Endpoint::parse("http://127.0.0.1:5055").expect("endpoint");
-        S3Requests::new(e, "bkt", true)
+        S3Requests::new(e, "bkt", Addressing::Path)
     }
 
     fn virtual_hosted() -> S3Requests {
         let e = Endpoint::parse("https://s3.us-east-1.amazonaws.com").expect("endpoint");
-        S3Requests::new(e, "bkt", false)
+        S3Requests::new(e, "bkt", Addressing::VirtualHosted)
     }
 
     fn headers(spec: &RequestSpec) -> Vec<(&str, &str)> {

@@ -274,7 +274,14 @@ impl Transport {
         for (name, value) in spec.headers.iter().chain(auth.iter()) {
             req = req.header(name.as_str(), value.as_str());
         }
-        if !spec.body.is_empty() || matches!(spec.method, "PUT" | "POST") {
+        if matches!(spec.method, "PUT" | "POST") {
+            // hyper writes no length for an empty body, and OSS (EC 0017-00000101), AWS S3
+            // (411 MissingContentLength) and GCS refuse a bodiless PUT without one: every
+            // CopyObject is such a PUT. The SDKs all send `Content-Length: 0`; so do we.
+            req = req
+                .header(reqwest::header::CONTENT_LENGTH, spec.body.len())
+                .body(spec.body.clone());
+        } else if !spec.body.is_empty() {
             req = req.body(spec.body.clone());
         }
         let result = async {

@@ -277,7 +277,9 @@ async fn startup_check(
         };
         match checked {
             Ok(Exclusivity::Exclusive) => return Ok(true),
-            Ok(Exclusivity::NotExclusive(reason)) if single_worker => {
+            Ok(Exclusivity::NotExclusive(reason) | Exclusivity::Refused(reason))
+                if single_worker =>
+            {
                 tracing::warn!(reason = %reason, "claims are not exclusive on this store; running anyway because this is the only worker (--single-worker)");
                 return Ok(true);
             }
@@ -287,7 +289,7 @@ async fn startup_check(
                 refusals += 1;
                 tracing::warn!(reason = %reason, "create-if-absent probe failed; probing again");
             }
-            Ok(Exclusivity::NotExclusive(reason)) => {
+            Ok(Exclusivity::NotExclusive(reason) | Exclusivity::Refused(reason)) => {
                 return Err(WorkerError::NotExclusive {
                     reason: format!(
                     "{reason}. Refusing to start; if this is the only worker, pass --single-worker"

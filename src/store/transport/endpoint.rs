@@ -1,6 +1,13 @@
-//! Parsing the configured endpoint into the scheme and host requests are sent to.
+//! Parsing the configured endpoint into the scheme and host requests are sent to, and how a
+//! request names the bucket there ([`BucketAddress`]): virtual-hosted, path-style or a custom
+//! domain. Both HTTP dialects address buckets the same three ways, so it is decided once here.
 
-use crate::store::StoreError;
+use std::net::IpAddr;
+
+use crate::config::Addressing;
+use crate::store::sign::uri_encode;
+use crate::store::transport::request::{check_key, RequestSpec};
+use crate::store::{Op, StoreError};
 
 /// A parsed `store.endpoint`: `scheme://host[:port]`, nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +81,114 @@ impl Endpoint {
     pub fn origin(&self) -> String {
         format!("{}://{}", self.scheme, self.authority())
     }
+
+    /// True for an IP address (v4 or bracketed v6) or `localhost`: no DNS name can carry a
+    /// bucket label there, so the SDKs address such endpoints path-style.
+    pub fn is_ip_or_localhost(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<IpAddr>().is_ok()
+    }
+}
+
+/// How a request names its bucket, once `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `<bucket>.<host>/<key>`.
+    VirtualHosted,
+    /// `<host>/<bucket>/<key>`.
+    Path,
+    /// `<host>/<key>`: the host is bound to the bucket (a CNAME, or an endpoint that already
+    /// starts with the bucket's label).
+    Cname,
+}
+
+/// Where a bucket's requests go and how their paths look: the part of request building both
+/// HTTP dialects share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketAddress {
+    /// The origin requests are sent to (the bucket's label prefixed when virtual-hosted).
+    target: Endpoint,
+    bucket: String,
+    style: Style,
+}
+
+impl BucketAddress {
+    /// `bucket` at `endpoint`, addressed as `addressing` says; `auto` picks path-style for an
+    /// IP or `localhost`, else `auto_style`, the dialect's own choice for a DNS name. An
+    /// endpoint whose host already starts with `<bucket>.` is used as it is.
+    pub fn new(
+        endpoint: &Endpoint,
+        bucket: &str,
+        addressing: Addressing,
+        auto_style: Style,
+    ) -> Self {
+        let mut style = match addressing {
+            Addressing::Auto if endpoint.is_ip_or_localhost() => Style::Path,
+            Addressing::Auto => auto_style,
+            Addressing::VirtualHosted => Style::VirtualHosted,
+            Addressing::Path => Style::Path,
+            Addressing::Cname => Style::Cname,
+        };
+        if style == Style::VirtualHosted && endpoint.host.starts_with(&format!("{bucket}.")) {
+            style = Style::Cname;
+        }
+        let target = match style {
+            Style::VirtualHosted => endpoint.with_host(format!("{bucket}.{}", endpoint.host)),
+            Style::Path | Style::Cname => endpoint.clone(),
+        };
+        BucketAddress {
+            target,
+            bucket: bucket.to_owned(),
+            style,
+        }
+    }
+
+    /// How the bucket is named.
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
+    /// The origin requests go to.
+    pub fn target(&self) -> &Endpoint {
+        &self.target
+    }
+
+    /// A bucket-level request: `/<bucket>` path-style, `/` otherwise.
+    pub fn bucket_request(&self, op: Op, method: &'static str) -> RequestSpec {
+        let path = match self.style {
+            Style::Path => format!("/{}", uri_encode(&self.bucket, true)),
+            Style::VirtualHosted | Style::Cname => "/".to_owned(),
+        };
+        let mut spec = RequestSpec::new(
+            op,
+            method,
+            &self.target.origin(),
+            &self.target.authority(),
+            path,
+        );
+        spec.bucket = Some(self.bucket.clone());
+        spec
+    }
+
+    /// A request on one object: the key is checked and encoded once (`/` kept, the encoding
+    /// the signers use), after the bucket when path-style.
+    pub fn object_request(
+        &self,
+        op: Op,
+        method: &'static str,
+        key: &str,
+    ) -> Result<RequestSpec, StoreError> {
+        check_key(key)?;
+        let mut spec = self.bucket_request(op, method);
+        let encoded = uri_encode(key, false);
+        spec.path = match self.style {
+            Style::Path => format!("{}/{encoded}", spec.path),
+            Style::VirtualHosted | Style::Cname => format!("/{encoded}"),
+        };
+        spec.key = key.to_owned();
+        spec.subject = key.to_owned();
+        Ok(spec)
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +229,69 @@ mod tests {
         }
         let err = Endpoint::parse("https://user:hunter2@host").expect_err("credentials");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn ip_and_localhost_endpoints_are_recognised_as_the_sdks_do() {
+        for ip in [
+            "http://10.0.0.5:8080",
+            "http://127.0.0.1",
+            "https://[::1]:9000",
+            "http://localhost:9000",
+        ] {
+            assert!(Endpoint::parse(ip).expect(ip).is_ip_or_localhost(), "{ip}");
+        }
+        for name in [
+            "https://oss-cn-hangzhou.aliyuncs.com",
+            "http://minio:9000",
+            "https://10.0.0.5.nip.io",
+        ] {
+            assert!(
+                !Endpoint::parse(name).expect(name).is_ip_or_localhost(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn auto_addressing_is_path_style_on_an_ip_and_the_dialect_default_elsewhere() {
+        let ip = Endpoint::parse("http://10.0.0.5:8080").expect("valid");
+        let a = BucketAddress::new(&ip, "tasks", Addressing::Auto, Style::VirtualHosted);
+        assert_eq!(a.style(), Style::Path);
+        let spec = a
+            .object_request(Op::Get, "GET", "mail/a b.task")
+            .expect("valid");
+        assert_eq!(spec.url(), "http://10.0.0.5:8080/tasks/mail/a%20b.task");
+        assert_eq!(spec.header_value("host"), Some("10.0.0.5:8080"));
+        assert_eq!(a.bucket_request(Op::List, "GET").path, "/tasks");
+
+        let aliyun = Endpoint::parse("https://oss-cn-hangzhou.aliyuncs.com").expect("valid");
+        let a = BucketAddress::new(&aliyun, "tasks", Addressing::Auto, Style::VirtualHosted);
+        let spec = a.object_request(Op::Get, "GET", "k").expect("valid");
+        assert_eq!(spec.url(), "https://tasks.oss-cn-hangzhou.aliyuncs.com/k");
+    }
+
+    #[test]
+    fn explicit_addressing_wins_and_a_bucket_labelled_host_is_not_prefixed_twice() {
+        let ip = Endpoint::parse("https://127.0.0.1:8443").expect("valid");
+        let a = BucketAddress::new(&ip, "b", Addressing::Cname, Style::VirtualHosted);
+        assert_eq!(
+            a.object_request(Op::Get, "GET", "k").expect("valid").url(),
+            "https://127.0.0.1:8443/k"
+        );
+        let local = Endpoint::parse("https://oss-test.localtest:8443").expect("valid");
+        let a = BucketAddress::new(&local, "b", Addressing::VirtualHosted, Style::Cname);
+        let spec = a.object_request(Op::Get, "GET", "k").expect("valid");
+        assert_eq!(spec.url(), "https://b.oss-test.localtest:8443/k");
+        assert_eq!(spec.header_value("host"), Some("b.oss-test.localtest:8443"));
+        let labelled = Endpoint::parse("https://b.oss-cn-hangzhou.aliyuncs.com").expect("valid");
+        let a = BucketAddress::new(
+            &labelled,
+            "b",
+            Addressing::VirtualHosted,
+            Style::VirtualHosted,
+        );
+        assert_eq!(a.style(), Style::Cname);
+        assert_eq!(a.target().host, "b.oss-cn-hangzhou.aliyuncs.com");
     }
 }
