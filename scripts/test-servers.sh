@@ -14,7 +14,7 @@
 # See docs: shared/reference/test-servers.md.
 #
 # Exports the same variables as the shared dev setup:
-#   BUCKETQ_TEST_VENV                  python with moto, boto3 and aiosmtpd
+#   BUCKETQ_TEST_VENV                  python with moto, boto3, aiosmtpd, oss2 and alibabacloud-oss-v2
 #   BUCKETQ_TEST_S3_ENDPOINT           moto, SigV4 checking on, region us-east-1, path-style
 #   BUCKETQ_TEST_S3_ACCESS_KEY_ID      its key pair
 #   BUCKETQ_TEST_S3_SECRET_ACCESS_KEY
@@ -122,7 +122,7 @@ bq_find_python312() {
 bq_install_moto() {
     local venv=$1 py
     if [ -x "$venv/bin/moto_server" ] &&
-        "$venv/bin/python" -c 'import moto, boto3, aiosmtpd, flask, flask_cors' 2>/dev/null; then
+        "$venv/bin/python" -c 'import moto, boto3, aiosmtpd, flask, flask_cors, oss2, alibabacloud_oss_v2' 2>/dev/null; then
         return 0
     fi
     if [ ! -x "$venv/bin/python" ]; then
@@ -133,7 +133,10 @@ bq_install_moto() {
             { bq_servers_fail "cannot create a venv with $py (on Debian/Ubuntu: apt-get install python3-venv)"; return 1; }
     fi
     bq_servers_log "installing moto into $venv (first run only)"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check 'moto[server]' boto3 aiosmtpd ||
+    # oss2 and alibabacloud-oss-v2: Alibaba's own signers judge every OSS request
+    # (tests/support/oss_oracle.py).
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check 'moto[server]' boto3 aiosmtpd \
+        'oss2>=2.19,<3' 'alibabacloud-oss-v2>=1.2,<2' ||
         { bq_servers_fail "pip install of moto failed (network to PyPI needed on first run)"; return 1; }
 }
 

@@ -100,6 +100,10 @@ pub struct StoreConfig {
     /// Access key secret.
     #[serde(serialize_with = "redacted")]
     pub access_key_secret: Secret,
+    /// STS security token of temporary keys (`x-oss-security-token` / `x-amz-security-token`);
+    /// empty for a long-lived key pair.
+    #[serde(serialize_with = "redacted")]
+    pub security_token: Secret,
     /// OSS only: signature version.
     pub signature: OssSignature,
     /// How the bucket is addressed; see [`Addressing`].
@@ -125,6 +129,7 @@ impl Default for StoreConfig {
             region: None,
             access_key_id: Secret::default(),
             access_key_secret: Secret::default(),
+            security_token: Secret::default(),
             signature: OssSignature::V4,
             addressing: Addressing::Auto,
             path_style: false,

@@ -61,6 +61,7 @@ fn creds() -> Credentials {
     Credentials {
         access_key_id: KEY_ID.into(),
         secret: Secret::new(SECRET),
+        security_token: None,
     }
 }
 

@@ -53,6 +53,7 @@ pub fn render(loaded: &LoadedConfig, format: Format) -> Result<String, ViewError
     let mut secrets = vec![
         loaded.config.store.access_key_id.expose().to_owned(),
         loaded.config.store.access_key_secret.expose().to_owned(),
+        loaded.config.store.security_token.expose().to_owned(),
     ];
     let value = effective_value(loaded, &mut secrets)?;
     let text = match format {

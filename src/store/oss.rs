@@ -246,6 +246,7 @@ mod tests {
         Credentials {
             access_key_id: "LTAI5tExampleAKID".into(),
             secret: Secret::new("ExampleSecretKey1234567890abcd"),
+            security_token: None,
         }
     }
 

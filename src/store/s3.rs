@@ -197,6 +197,7 @@ pub(crate) fn credentials(cfg: &StoreConfig) -> Result<Credentials> {
     Ok(Credentials {
         access_key_id: cfg.access_key_id.expose().trim().to_owned(),
         secret: cfg.access_key_secret.clone(),
+        security_token: (!cfg.security_token.is_empty()).then(|| cfg.security_token.clone()),
     })
 }
 

@@ -479,6 +479,7 @@ mod tests {
             creds: Credentials {
                 access_key_id: "AKIDSECRETLOOKING".into(),
                 secret: crate::secret::Secret::new("very-secret-value"),
+                security_token: None,
             },
             region: "us-east-1".into(),
         };

@@ -11,13 +11,17 @@ pub mod sigv4;
 
 use crate::secret::Secret;
 
-/// An access key pair. The secret is a [`Secret`] so it cannot reach logs.
+/// An access key pair, and the security token that temporary (STS) keys come with. The
+/// secret and token are [`Secret`]s so they cannot reach logs.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     /// Access key id (sent in clear in the Authorization header).
     pub access_key_id: String,
     /// Access key secret (only ever used as an HMAC key).
     pub secret: Secret,
+    /// The STS security token of temporary keys: sent (and signed) as `x-oss-security-token`
+    /// or `x-amz-security-token`. `None` for a long-lived key pair.
+    pub security_token: Option<Secret>,
 }
 
 /// The parts of an HTTP request that signatures cover.
@@ -184,6 +188,7 @@ mod tests {
         let creds = Credentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret: crate::secret::Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            security_token: None,
         };
         let shown = format!("{creds:?}");
         assert!(shown.contains("AKIDEXAMPLE"));

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 
+use super::oss_v4::SECURITY_TOKEN;
 use super::{header_value, Credentials, RequestParts};
 use crate::secret::Secret;
 
@@ -57,12 +58,29 @@ pub const SUB_RESOURCES: &[&str] = &[
 /// what gets signed instead (as OSS itself does).
 pub fn sign(req: &RequestParts<'_>, creds: &Credentials, now: SystemTime) -> Vec<(String, String)> {
     let date = httpdate::fmt_http_date(super::signable_time(now));
-    let to_sign = string_to_sign(req, &date);
+    let token = creds.security_token.as_ref().map(|t| t.expose());
+    let mut headers: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .filter(|(name, _)| !name.trim().eq_ignore_ascii_case(SECURITY_TOKEN))
+        .copied()
+        .collect();
+    if let Some(token) = token {
+        // An `x-oss-*` header, so part of the canonicalized headers (reference §4.5).
+        headers.push((SECURITY_TOKEN, token));
+    }
+    let signed_req = RequestParts {
+        headers: &headers,
+        ..*req
+    };
+    let to_sign = string_to_sign(&signed_req, &date);
     let auth = authorization(&creds.access_key_id, &signature(&creds.secret, &to_sign));
-    vec![
-        ("date".to_owned(), date),
-        ("authorization".to_owned(), auth),
-    ]
+    let mut out = vec![("date".to_owned(), date)];
+    if let Some(token) = token {
+        out.push((SECURITY_TOKEN.to_owned(), token.to_owned()));
+    }
+    out.push(("authorization".to_owned(), auth));
+    out
 }
 
 /// The string to sign: verb, `Content-MD5`, `Content-Type`, date, canonicalized `x-oss-`
@@ -371,6 +389,7 @@ mod tests {
         let creds = Credentials {
             access_key_id: "LTAI5tExampleAKID".into(),
             secret: Secret::new("ExampleSecretKey1234567890abcd"),
+            security_token: None,
         };
         let now = UNIX_EPOCH + Duration::from_secs(1_740_816_000);
         for case in DAEMON_CASES {

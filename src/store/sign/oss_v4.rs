@@ -68,6 +68,11 @@ pub fn sign_with(
         .collect();
     headers.push(("x-oss-date", &oss_date));
     headers.push(("x-oss-content-sha256", UNSIGNED_PAYLOAD));
+    let token = creds.security_token.as_ref().map(|t| t.expose());
+    if let Some(token) = token {
+        // An `x-oss-*` header, so signed like the others (reference §4.5).
+        headers.push((SECURITY_TOKEN, token));
+    }
     let signed_req = RequestParts {
         headers: &headers,
         ..*req
@@ -85,21 +90,29 @@ pub fn sign_with(
         &additional,
         &signature(&key, &to_sign),
     );
-    vec![
+    let mut out = vec![
         ("x-oss-date".to_owned(), oss_date.clone()),
         (
             "x-oss-content-sha256".to_owned(),
             UNSIGNED_PAYLOAD.to_owned(),
         ),
-        ("authorization".to_owned(), auth),
-    ]
+    ];
+    if let Some(token) = token {
+        out.push((SECURITY_TOKEN.to_owned(), token.to_owned()));
+    }
+    out.push(("authorization".to_owned(), auth));
+    out
 }
+
+/// The header that carries an STS token on OSS (V4 and V1 alike).
+pub const SECURITY_TOKEN: &str = "x-oss-security-token";
 
 /// Headers whose value [`sign_with`] decides.
 fn is_signer_owned(name: &str) -> bool {
     let name = name.trim();
     name.eq_ignore_ascii_case("x-oss-date")
         || name.eq_ignore_ascii_case("x-oss-content-sha256")
+        || name.eq_ignore_ascii_case(SECURITY_TOKEN)
         || name.eq_ignore_ascii_case("authorization")
 }
 
@@ -245,6 +258,7 @@ mod tests {
         Credentials {
             access_key_id: ak.into(),
             secret: Secret::new(sk),
+            security_token: None,
         }
     }
 

@@ -41,6 +41,11 @@ pub fn sign(
         .collect();
     headers.push(("x-amz-date", &amz_date));
     headers.push(("x-amz-content-sha256", payload_sha256));
+    let token = creds.security_token.as_ref().map(|t| t.expose());
+    if let Some(token) = token {
+        // Temporary credentials: the session token travels in a signed header.
+        headers.push((SECURITY_TOKEN, token));
+    }
     let signed_req = RequestParts {
         headers: &headers,
         ..*req
@@ -57,18 +62,26 @@ pub fn sign(
         &signed_headers,
         &signature(&key, &to_sign),
     );
-    vec![
+    let mut out = vec![
         ("x-amz-date".to_owned(), amz_date.clone()),
         ("x-amz-content-sha256".to_owned(), payload_sha256.to_owned()),
-        ("authorization".to_owned(), auth),
-    ]
+    ];
+    if let Some(token) = token {
+        out.push((SECURITY_TOKEN.to_owned(), token.to_owned()));
+    }
+    out.push(("authorization".to_owned(), auth));
+    out
 }
+
+/// The header that carries a session token on S3.
+pub const SECURITY_TOKEN: &str = "x-amz-security-token";
 
 /// Headers whose value [`sign`] decides; a caller's copy would be signed twice.
 fn is_signer_owned(name: &str) -> bool {
     let name = name.trim();
     name.eq_ignore_ascii_case("x-amz-date")
         || name.eq_ignore_ascii_case("x-amz-content-sha256")
+        || name.eq_ignore_ascii_case(SECURITY_TOKEN)
         || name.eq_ignore_ascii_case("authorization")
 }
 
@@ -204,6 +217,7 @@ mod tests {
         Credentials {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             secret: Secret::new(S3_SECRET),
+            security_token: None,
         }
     }
 
@@ -569,6 +583,7 @@ mod tests {
         let other_secret = Credentials {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             secret: Secret::new("different"),
+            security_token: None,
         };
         let other = sign(
             &req,
@@ -664,6 +679,7 @@ mod tests {
         let creds = Credentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret: Secret::new(SUITE_SECRET),
+            security_token: None,
         };
         // 2025-03-01T08:00:00Z
         let now = UNIX_EPOCH + Duration::from_secs(1_740_816_000);
