@@ -11,6 +11,7 @@ mod id;
 mod keeper;
 mod observer;
 mod poll;
+mod refusals;
 mod task;
 mod tasks;
 mod turns;
@@ -86,6 +87,16 @@ pub enum WorkerError {
     NotExclusive {
         /// What the probe found and what to do.
         reason: String,
+    },
+    /// The store refuses every claim as bucketq sends it (a missing length, a malformed
+    /// request, a feature it lacks), on several tasks in a row: waiting cannot fix it.
+    #[error("queue {queue}: the store refuses the claims as bucketq sends them ({source}); stopping, since no retry can pass. Check store.kind, store.endpoint and store.addressing, or report it if the store is one bucketq supports")]
+    ClaimsRefused {
+        /// The queue whose claims were refused.
+        queue: String,
+        /// The last refusal.
+        #[source]
+        source: StoreError,
     },
     /// Any other store failure at startup.
     #[error("store failure at startup: {0}")]

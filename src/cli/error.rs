@@ -100,6 +100,7 @@ impl CliError {
             CliError::Http(HttpError::BadAddress { .. }) => EX_CONFIG,
             CliError::Worker(WorkerError::Auth(_)) => EX_NOPERM,
             CliError::Worker(WorkerError::NotExclusive { .. }) => EX_UNAVAILABLE,
+            CliError::Worker(WorkerError::ClaimsRefused { .. }) => EX_UNAVAILABLE,
             CliError::Worker(WorkerError::Handler(_)) => EX_CONFIG,
             CliError::Worker(WorkerError::Store(e)) => store_code(e),
             CliError::Store { source, .. } => store_code(source),

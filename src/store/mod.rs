@@ -241,7 +241,23 @@ pub enum StoreError {
         /// Why it is rejected.
         reason: String,
     },
-    /// Any other answer the store gave that bucketq does not expect (unknown 4xx, bad XML).
+    /// The store refused the request as sent: a 4xx the protocol does not expect (400, 405,
+    /// 411 `MissingContentLength`, a retention refusal, ...). Never retried by the transport;
+    /// the queue backs off claims that keep meeting it, and stops on one that cannot pass.
+    #[error("{}the store refused the {op} request: {message}", subject(.key))]
+    Refused {
+        /// The key of the request.
+        key: String,
+        /// The operation.
+        op: Op,
+        /// The HTTP status.
+        status: u16,
+        /// The store's error code (empty when the answer had no body).
+        code: String,
+        /// Status, code and message, without secrets.
+        message: String,
+    },
+    /// Any other answer the store gave that bucketq does not expect (bad XML, odd statuses).
     #[error("{key}: unexpected store response during {op}: {message}")]
     Unexpected {
         /// The key of the request.
@@ -307,6 +323,17 @@ impl StoreError {
             }
             _ => "check store.access_key_id, store.access_key_secret and, for temporary keys, store.security_token",
         })
+    }
+
+    /// True when the request as bucketq sends it can never pass on this store, whatever the
+    /// key: a missing length, a malformed request, a method or feature the store lacks. A
+    /// worker meeting this on every claim must stop and say so rather than retry.
+    pub fn is_malformed_request(&self) -> bool {
+        match self {
+            StoreError::Refused { status, .. } => matches!(status, 400 | 405 | 411 | 501),
+            StoreError::Unsupported { .. } => true,
+            _ => false,
+        }
     }
 
     /// True when retrying the same request later may succeed.

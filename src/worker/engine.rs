@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::refusals::ClaimRefusals;
 use super::tasks::{AbortOnDrop, TaskSet};
 use super::unresolved::Unresolved;
 use super::{poll, EngineOptions, Lifecycle, Observer, Shutdown, WorkerContext, WorkerError};
@@ -45,12 +46,25 @@ pub(crate) struct Env {
     pub global: Arc<Semaphore>,
     pub worker: WorkerConfig,
     ready: AtomicBool,
+    /// Why the worker stops, when it must stop with an error ([`Env::stop_with`]).
+    fatal: Mutex<Option<WorkerError>>,
 }
 
 impl Env {
     /// True once the drain started.
     pub fn draining(&self) -> bool {
         self.shutdown.drain.is_cancelled()
+    }
+
+    /// Stop the worker with `error`: drain as on SIGTERM, then return it. The first error
+    /// wins.
+    pub fn stop_with(&self, error: WorkerError) {
+        let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if fatal.is_none() {
+            *fatal = Some(error);
+        }
+        drop(fatal);
+        self.shutdown.drain.cancel();
     }
 
     /// A listing succeeded: tell systemd once, and `/readyz` every time.
@@ -80,6 +94,8 @@ pub(crate) struct QueueRunner {
     pub reaping: Mutex<BTreeSet<String>>,
     /// Claims a store failure left open, settled once the store answers again.
     pub unresolved: Unresolved,
+    /// Claims the store refused, which pause this queue's claims (see [`ClaimRefusals`]).
+    pub refusals: ClaimRefusals,
 }
 
 /// Start, serve until drained, drain.
@@ -171,6 +187,7 @@ pub(crate) async fn serve(
         global: Arc::new(Semaphore::new(worker.concurrency.max(1))),
         worker: worker.clone(),
         ready: AtomicBool::new(false),
+        fatal: Mutex::new(None),
     });
     let runners: Vec<Arc<QueueRunner>> = config
         .queues
@@ -207,6 +224,7 @@ pub(crate) async fn serve(
                 held: Mutex::new(BTreeSet::new()),
                 reaping: Mutex::new(BTreeSet::new()),
                 unresolved: Unresolved::default(),
+                refusals: ClaimRefusals::new(worker.poll_interval, worker.max_poll_interval),
             })
         })
         .collect();
@@ -245,7 +263,11 @@ pub(crate) async fn serve(
         () = main => {}
         () = deleter_task.run() => {}
     }
-    Ok(())
+    let fatal = env.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match fatal {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// The longest one store call may take, the transport's retries included: a request sent

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::engine::{Env, QueueRunner};
+use super::refusals::Admit;
 use super::task::{self, acquire_slot};
 use crate::queue::backoff::{jittered, next_idle_interval};
 use crate::queue::reap::{self, Reaped};
@@ -38,6 +39,8 @@ enum Scan {
     Draining,
     /// A listing failed.
     Failed(QueueError),
+    /// The store refuses this queue's claims: none before this instant.
+    Refused(Instant),
 }
 
 /// Serve one queue until the drain starts.
@@ -61,6 +64,14 @@ pub(crate) async fn serve_queue(r: Arc<QueueRunner>, env: Arc<Env>) {
                 wait
             }
             Scan::Draining => return,
+            Scan::Refused(until) => {
+                tokio::select! {
+                    biased;
+                    _ = env.shutdown.drain.cancelled() => return,
+                    () = tokio::time::sleep_until(until) => {}
+                }
+                continue;
+            }
             Scan::Failed(e) => {
                 tracing::warn!(queue = %r.ctx.name, error = %e, retry_in = ?idle, "listing failed; backing off");
                 let wait = idle;
@@ -127,7 +138,14 @@ async fn scan(r: &Arc<QueueRunner>, env: &Arc<Env>) -> Scan {
                     Err(e) => return Scan::Failed(e),
                 }
             }
+            if let Admit::WaitUntil(until) = r.refusals.admit(Instant::now()) {
+                // The store refused this queue's last claim: no new claim before the pause
+                // ends (see [`super::refusals`]); the page is listed again afterwards.
+                drop(slot);
+                return Scan::Refused(until);
+            }
             let Some(candidate) = next_unclaimed(r, &mut view) else {
+                r.refusals.inconclusive();
                 break;
             };
             handed_out = true;

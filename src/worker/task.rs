@@ -12,12 +12,14 @@ use tracing::Instrument;
 
 use super::engine::{Env, QueueRunner};
 use super::keeper::{retry_gap, LeaseKeeper};
+use super::refusals::Verdict;
 use crate::handlers::{Outcome, Task};
 use crate::queue::backoff::{requested_delay, retry_delay};
 use crate::queue::claim::{claim, ClaimOutcome};
 use crate::queue::lease::{refresh, LeaseError};
 use crate::queue::scan::Candidate;
 use crate::queue::{settle, Held, QueueCtx};
+use crate::store::StoreError;
 
 /// A handler slot: one permit of the queue's limit and one of the global limit.
 pub(crate) struct Slot {
@@ -108,6 +110,15 @@ pub(crate) async fn claim_and_run(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&candidate.id);
+    match &claimed {
+        Ok(ClaimOutcome::Won(_) | ClaimOutcome::Lost | ClaimOutcome::Failed { .. }) => {
+            r.refusals.accepted()
+        }
+        Ok(ClaimOutcome::Abandoned { .. } | ClaimOutcome::Unresolved { .. }) => {
+            r.refusals.inconclusive()
+        }
+        Err(_) => {}
+    }
     let held = match claimed {
         Ok(ClaimOutcome::Won(held)) => *held,
         Ok(ClaimOutcome::Lost) => {
@@ -132,7 +143,7 @@ pub(crate) async fn claim_and_run(
             return;
         }
         Err(e) => {
-            tracing::warn!(queue = %q.name, key = %candidate.listed.key, error = %e, "claim failed; the task stays pending");
+            claim_failed(&r, &env, &candidate.listed.key, e);
             return;
         }
     };
@@ -146,6 +157,66 @@ pub(crate) async fn claim_and_run(
     );
     tracing::debug!(parent: &span, "claimed task");
     run_held(&r, &env, held, slot).instrument(span).await;
+}
+
+/// A claim ended in a store error: a refusal pauses the queue's claims (or stops the worker,
+/// see [`super::refusals`]); anything else leaves the task pending for the next poll.
+fn claim_failed(r: &QueueRunner, env: &Env, key: &str, e: crate::queue::QueueError) {
+    let q = &r.ctx;
+    let error = e.store_error();
+    let refusal = matches!(
+        error,
+        StoreError::Refused { .. }
+            | StoreError::Forbidden { .. }
+            | StoreError::Unauthenticated { .. }
+            | StoreError::Unsupported { .. }
+    );
+    if !refusal {
+        r.refusals.inconclusive();
+        tracing::warn!(queue = %q.name, key = %key, error = %e, "claim failed; the task stays pending");
+        return;
+    }
+    match r.refusals.refused(key, error, Instant::now()) {
+        Verdict::BackOff(delay) => {
+            // The first refusal and then every doubling: a refusal that lasts is logged a
+            // few times an hour, not once per task per poll.
+            let n = r.refusals.consecutive();
+            if n.is_power_of_two() {
+                let hint = error.credential_hint().unwrap_or("");
+                tracing::warn!(queue = %q.name, key = %key, error = %e, hint, refusals = n, retry_in = ?delay, "the store refused a claim; this queue's claims pause, then probe one at a time");
+            }
+        }
+        Verdict::Stop => {
+            tracing::error!(queue = %q.name, key = %key, error = %e, "the store refuses every claim as sent; stopping the worker");
+            env.stop_with(super::WorkerError::ClaimsRefused {
+                queue: q.name.clone(),
+                source: clone_refusal(error),
+            });
+        }
+    }
+}
+
+/// A copy of a refusal for the worker's final error (store errors are not `Clone`: some carry
+/// an `io::Error`; refusals never do).
+fn clone_refusal(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Refused {
+            key,
+            op,
+            status,
+            code,
+            message,
+        } => StoreError::Refused {
+            key: key.clone(),
+            op: *op,
+            status: *status,
+            code: code.clone(),
+            message: message.clone(),
+        },
+        other => StoreError::Unsupported {
+            what: other.to_string(),
+        },
+    }
 }
 
 /// Attempts until the task is settled, lost or given back.

@@ -19,7 +19,9 @@ OSS itself cannot be reached from the test machines, so this server stands in fo
 Keys are taken from `--keys FILE`, a JSON list of {"id", "secret", "token"?, "expires"?
 (unix seconds)}, read again on every request so a test can rotate them. `GET /_oracle/log`
 (unsigned, outside any bucket) returns every request seen with its verdict as JSON;
-`POST /_oracle/versioning?status=Enabled` switches the bucket's versioning.
+`POST /_oracle/versioning?status=Enabled` switches the bucket's versioning;
+`POST /_oracle/refuse-copies?status=403&code=AccessDenied` refuses every CopyObject (a claim)
+with that answer until called without `status`.
 
 Prints `listening <port>` on stdout once it accepts connections. With `--tls DIR` it serves
 HTTPS with DIR/server.pem and DIR/server.key.
@@ -63,6 +65,7 @@ class Oracle:
         self.args = args
         self.bucket = Bucket(args.bucket)
         self.log = []
+        self.refuse_copies = None
 
     def keys(self):
         with open(self.args.keys) as f:
@@ -162,6 +165,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise Refusal(501, "NotImplemented",
                                   "A header you provided implies functionality that is not implemented",
                                   "<Header>%s</Header>" % header)
+            refuse = oracle.refuse_copies
+            if refuse and self.command == "PUT" and self.headers.get("x-oss-copy-source"):
+                raise Refusal(refuse[0], refuse[1], "refused by the test (/_oracle/refuse-copies)")
             with STATE:
                 status, out, headers = self.operate(oracle.bucket, key, dict(params), body or b"")
             entry["status"] = status
@@ -182,6 +188,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if target.path == "/_oracle/log":
             out = json.dumps(oracle.log).encode()
             return self.reply(200, out, {"Content-Type": "application/json"})
+        if target.path == "/_oracle/refuse-copies":
+            # Refuse every CopyObject (a claim on OSS) with this status and code, or stop.
+            q = dict(urllib.parse.parse_qsl(target.query))
+            oracle.refuse_copies = (int(q["status"]), q["code"]) if "status" in q else None
+            return self.reply(200)
         if target.path == "/_oracle/versioning":
             status = dict(urllib.parse.parse_qsl(target.query)).get("status")
             oracle.bucket.versioning = status

@@ -170,6 +170,14 @@ impl Oracle {
         self.control("POST", &format!("/_oracle/versioning?status={status}"));
     }
 
+    /// Refuse every CopyObject (every claim) with `status` and `code`; `None` stops it.
+    pub fn refuse_copies(&self, refusal: Option<(u16, &str)>) {
+        let query = refusal.map_or(String::new(), |(status, code)| {
+            format!("?status={status}&code={code}")
+        });
+        self.control("POST", &format!("/_oracle/refuse-copies{query}"));
+    }
+
     fn control(&self, method: &str, path: &str) -> Vec<Value> {
         let url = format!("{}{path}", self.endpoint());
         let out = Command::new("curl")

@@ -128,6 +128,13 @@ pub fn classify(
             message,
             maybe_applied: true,
         },
+        (400..=499, _) => fail(StoreError::Refused {
+            key: key.to_owned(),
+            op,
+            status,
+            code: code.to_owned(),
+            message,
+        }),
         _ => fail(StoreError::Unexpected {
             key: key.to_owned(),
             op,
@@ -255,7 +262,7 @@ mod tests {
         assert!(is_retry(&d, false), "{d:?}");
         let d = decide(409, Some("BucketNotEmpty"), On412::default());
         assert!(
-            matches!(d, Decision::Fail(StoreError::Unexpected { .. })),
+            matches!(d, Decision::Fail(StoreError::Refused { status: 409, .. })),
             "{d:?}"
         );
     }
@@ -353,6 +360,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unexpected_4xx_is_a_refusal_and_a_missing_length_is_a_malformed_request() {
+        let d = decide(411, Some("MissingContentLength"), On412::default());
+        match d {
+            Decision::Fail(e @ StoreError::Refused { status: 411, .. }) => {
+                assert!(e.is_malformed_request(), "{e:?}");
+                assert!(!e.is_transient());
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = decide(403, Some("AccessDenied"), On412::default());
+        match d {
+            Decision::Fail(e) => assert!(!e.is_malformed_request() && e.is_auth(), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        let d = decide(409, Some("ObjectImmutable"), On412::default());
+        match d {
+            Decision::Fail(e @ StoreError::Refused { .. }) => assert!(!e.is_malformed_request()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_redirect_is_reported_with_its_message() {
         let d = decide(301, Some("PermanentRedirect"), On412::default());
         match d {
@@ -367,7 +396,7 @@ mod tests {
     fn messages_carry_code_and_request_id() {
         let d = decide(400, Some("InvalidArgument"), On412::default());
         match d {
-            Decision::Fail(StoreError::Unexpected { message, .. }) => {
+            Decision::Fail(StoreError::Refused { message, .. }) => {
                 assert_eq!(
                     message,
                     "HTTP 400 InvalidArgument: InvalidArgument message [request id RID]"
