@@ -365,11 +365,20 @@ mod tests {
 
     #[test]
     fn sdk_v4_2_security_token_is_a_signed_header() {
-        // Go v2 signer_test.go TestV4AuthHeaderToken: reference §2.4 V4-2.
+        // Go v2 signer_test.go TestV4AuthHeaderToken: reference §2.4 V4-2. The token comes
+        // with the credentials; the signer adds (and signs) the header itself.
         let mut headers = SDK_HEADERS.to_vec();
         headers.push(("x-oss-security-token", "token"));
-        let req = sdk_request(&headers);
-        let out = sign(&req, &creds("ak", "sk"), "cn-hangzhou", at(1_702_784_856));
+        let req = sdk_request(SDK_HEADERS);
+        let sts_creds = Credentials {
+            security_token: Some(Secret::new("token")),
+            ..creds("ak", "sk")
+        };
+        let out = sign(&req, &sts_creds, "cn-hangzhou", at(1_702_784_856));
+        assert!(out.contains(&("x-oss-security-token".into(), "token".into())));
+        // A caller's own copy of the header is replaced, not signed twice.
+        let stale = sign(&sdk_request(&headers), &sts_creds, "cn-hangzhou", at(1_702_784_856));
+        assert_eq!(auth_of(&stale), auth_of(&out));
         let signed = with_date(&headers, "20231217T034736Z");
         let canonical = canonical_request(
             &RequestParts {
