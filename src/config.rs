@@ -113,6 +113,13 @@ pub struct StoreConfig {
     pub path_style: bool,
     /// Local only: the directory.
     pub path: PathBuf,
+    /// A PEM bundle of CAs to trust beside the system store (a private CA, a TLS-inspecting
+    /// proxy).
+    pub ca_file: Option<PathBuf>,
+    /// Send every request to this `ip:port` whatever the endpoint's host resolves to, keeping
+    /// the host name for `Host`, TLS and signing (like curl's `--connect-to`): a VIP or a
+    /// tunnel in front of the store, or a test server standing in for a cloud endpoint.
+    pub connect_to: Option<String>,
     /// Timeout of one HTTP request.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
@@ -134,6 +141,8 @@ impl Default for StoreConfig {
             addressing: Addressing::Auto,
             path_style: false,
             path: PathBuf::from("./bucketq-data"),
+            ca_file: None,
+            connect_to: None,
             request_timeout: Duration::from_secs(30),
             max_retries: 3,
         }

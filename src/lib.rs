@@ -23,6 +23,7 @@
 //! - [`worker`]: the poll loop, bounded concurrency, lease refresh, shutdown drain.
 //! - [`handlers`] and [`payload`]: what runs for a task.
 //! - [`config`], [`metrics`], [`http`], [`notify`], [`logging`]: the daemon around it.
+//! - [`tls`]: the trust store (system roots plus a `ca_file`) every TLS client shares.
 
 pub mod config;
 pub mod handlers;
@@ -34,4 +35,5 @@ pub mod payload;
 pub mod queue;
 pub mod secret;
 pub mod store;
+pub mod tls;
 pub mod worker;

@@ -47,6 +47,7 @@ fn store_for(server: &FakeServer, max_retries: u32) -> (S3Store, Arc<RequestStat
             max_delay: Duration::from_millis(80),
         },
         clock: ticking_clock(),
+        ..TransportConfig::new(Duration::from_secs(2), max_retries)
     };
     let stats = Arc::new(RequestStats::default());
     let store = S3Store::with_transport(&cfg, transport, Arc::clone(&stats)).expect("store opens");

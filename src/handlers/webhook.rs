@@ -96,15 +96,9 @@ pub enum WebhookConfigError {
         /// The header's name.
         name: String,
     },
-    /// `ca_file` cannot be read.
-    #[error("webhook handler: cannot read ca_file {path}")]
-    ReadCa {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// `ca_file` cannot be read or holds no certificate.
+    #[error("webhook handler: {0}")]
+    Ca(#[from] crate::tls::TlsError),
     /// The HTTP client cannot be built (bad CA file, TLS setup).
     #[error("webhook handler: cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
@@ -153,18 +147,15 @@ impl WebhookHandler {
             value.set_sensitive(true);
             headers.insert(header, value);
         }
-        let mut builder = Client::builder()
+        // The system trust store plus `ca_file` (a bundle), as for the store (src/tls.rs).
+        let extra = match &cfg.ca_file {
+            Some(path) => crate::tls::read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let builder = crate::tls::trusting(Client::builder(), &extra)
             .timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("bucketq/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|source| WebhookConfigError::ReadCa {
-                path: path.clone(),
-                source,
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(WebhookConfigError::Client)?;
-            builder = builder.add_root_certificate(cert);
-        }
         Ok(WebhookHandler {
             client: builder.build().map_err(WebhookConfigError::Client)?,
             url,

@@ -151,11 +151,13 @@ impl<D: Dialect> HttpStore<D> {
         stats: Arc<RequestStats>,
         bucket: &str,
     ) -> Result<Self> {
-        let transport =
-            Transport::new(settings, signer, stats).map_err(|e| StoreError::Misconfigured {
+        let host = requests.bucket_request(Op::Head, "HEAD").host().to_owned();
+        let transport = Transport::for_host(settings, signer, stats, Some(&host)).map_err(|e| {
+            StoreError::Misconfigured {
                 field: "endpoint",
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(HttpStore {
             requests,
             transport,

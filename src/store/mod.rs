@@ -276,6 +276,15 @@ pub enum StoreError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// The store's TLS certificate is not trusted (unknown issuer, wrong name, expired).
+    /// Never retried: the operator must add the CA or fix the endpoint.
+    #[error("{origin}: the store's TLS certificate is not trusted ({message}); add its CA to store.ca_file (a PEM bundle) or to the system trust store, or check that store.endpoint names the certificate's host")]
+    UntrustedCertificate {
+        /// The endpoint the handshake was with.
+        origin: String,
+        /// What the TLS layer said.
+        message: String,
+    },
     /// A local filesystem error.
     #[error("{key}: {source}")]
     Io {

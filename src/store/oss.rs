@@ -203,7 +203,7 @@ impl HttpStore<OssRequests> {
     /// Open from `[store]`: `endpoint` (an `oss-<region>.aliyuncs.com` endpoint or a custom
     /// domain), `bucket`, both keys; `region` when it cannot be derived; `signature`.
     pub fn from_config(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Self> {
-        let transport = TransportConfig::new(cfg.request_timeout, cfg.max_retries);
+        let transport = TransportConfig::for_store(cfg)?;
         Self::with_transport(cfg, transport, stats)
     }
 

@@ -134,7 +134,7 @@ impl HttpStore<S3Requests> {
     /// Open from `[store]`: `endpoint`, `bucket`, both keys required; `region` defaults to
     /// `us-east-1`; `path_style` for MinIO, Ceph and test servers.
     pub fn from_config(cfg: &StoreConfig, stats: Arc<RequestStats>) -> Result<Self> {
-        let transport = TransportConfig::new(cfg.request_timeout, cfg.max_retries);
+        let transport = TransportConfig::for_store(cfg)?;
         Self::with_transport(cfg, transport, stats)
     }
 

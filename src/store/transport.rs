@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod request;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,7 @@ use rand::Rng;
 use super::sign::{self, Credentials, RequestParts};
 use super::xml;
 use super::{RequestStats, StoreError};
+use crate::config::StoreConfig;
 use classify::Decision;
 pub use request::{On412, RequestSpec, Response};
 
@@ -140,6 +142,10 @@ pub struct TransportConfig {
     pub retry: RetryPolicy,
     /// The signing clock.
     pub clock: Clock,
+    /// CAs to trust beside the system store (`store.ca_file`).
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// Where to connect whatever the host resolves to (`store.connect_to`).
+    pub connect_to: Option<SocketAddr>,
 }
 
 impl fmt::Debug for TransportConfig {
@@ -164,7 +170,34 @@ impl TransportConfig {
                 ..RetryPolicy::default()
             },
             clock: Arc::new(SystemTime::now),
+            extra_roots: Vec::new(),
+            connect_to: None,
         }
+    }
+
+    /// The settings `[store]` asks for: timeouts, retries, `ca_file` (read here, so a bad file
+    /// is reported when the store is opened) and `connect_to`.
+    pub fn for_store(cfg: &StoreConfig) -> Result<Self, StoreError> {
+        let mut settings = TransportConfig::new(cfg.request_timeout, cfg.max_retries);
+        if let Some(path) = &cfg.ca_file {
+            settings.extra_roots =
+                crate::tls::read_ca_file(path).map_err(|e| StoreError::Misconfigured {
+                    field: "ca_file",
+                    reason: e.to_string(),
+                })?;
+        }
+        if let Some(addr) = cfg
+            .connect_to
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            settings.connect_to = Some(addr.parse().map_err(|_| StoreError::Misconfigured {
+                field: "connect_to",
+                reason: format!("{addr:?} is not an ip:port address, e.g. \"127.0.0.1:9000\""),
+            })?);
+        }
+        Ok(settings)
     }
 }
 
@@ -195,13 +228,28 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A transport signing with `signer`, counting into `stats`.
+    /// A transport signing with `signer`, counting into `stats`; requests for `host` go to
+    /// `cfg.connect_to` when one is set.
     pub fn new(
         cfg: TransportConfig,
         signer: Signer,
         stats: Arc<RequestStats>,
     ) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
+        Self::for_host(cfg, signer, stats, None)
+    }
+
+    /// [`Transport::new`] for requests to `host`, which `cfg.connect_to` redirects.
+    pub fn for_host(
+        cfg: TransportConfig,
+        signer: Signer,
+        stats: Arc<RequestStats>,
+        host: Option<&str>,
+    ) -> Result<Self, TransportError> {
+        let mut builder = crate::tls::trusting(reqwest::Client::builder(), &cfg.extra_roots);
+        if let (Some(addr), Some(host)) = (cfg.connect_to, host) {
+            builder = builder.resolve(host, addr);
+        }
+        let client = builder
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -236,7 +284,15 @@ impl Transport {
                     Ok(resp) => return Ok(resp),
                     Err(d) => d,
                 },
-                Err((message, sent)) => classify::classify_no_answer(message, sent),
+                Err(NoAnswer::Lost { message, sent }) => {
+                    classify::classify_no_answer(message, sent)
+                }
+                Err(NoAnswer::Untrusted(message)) => {
+                    Decision::Fail(StoreError::UntrustedCertificate {
+                        origin: spec.origin.clone(),
+                        message,
+                    })
+                }
             };
             match decision {
                 Decision::Fail(err) => return Err(settle(spec, err, maybe_applied)),
@@ -264,9 +320,8 @@ impl Transport {
         }
     }
 
-    /// One signed attempt. `Err((message, sent))` when no answer came; `sent` is false when
-    /// the connection could not even be made.
-    async fn attempt(&self, spec: &RequestSpec) -> Result<Response, (String, bool)> {
+    /// One signed attempt, or why no answer came.
+    async fn attempt(&self, spec: &RequestSpec) -> Result<Response, NoAnswer> {
         let auth = self.signer.sign(spec, (self.clock)());
         let method = reqwest::Method::from_bytes(spec.method.as_bytes())
             .expect("store methods are valid HTTP methods");
@@ -306,10 +361,25 @@ impl Transport {
             }
             Err(e) => {
                 self.stats.record(spec.op, "error");
-                Err((describe_reqwest(&e), !e.is_connect()))
+                if crate::tls::is_untrusted_certificate(&e) {
+                    return Err(NoAnswer::Untrusted(describe_reqwest(&e)));
+                }
+                Err(NoAnswer::Lost {
+                    message: describe_reqwest(&e),
+                    sent: !e.is_connect(),
+                })
             }
         }
     }
+}
+
+/// Why an attempt got no answer.
+enum NoAnswer {
+    /// Timed out, reset or refused; `sent` is false when the connection could not even be
+    /// made (so the store cannot have applied the request).
+    Lost { message: String, sent: bool },
+    /// The TLS handshake failed on the store's certificate: no retry can fix it.
+    Untrusted(String),
 }
 
 /// The label an answered attempt is counted under: `ok` for 2xx, else the status.

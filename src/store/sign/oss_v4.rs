@@ -377,7 +377,12 @@ mod tests {
         let out = sign(&req, &sts_creds, "cn-hangzhou", at(1_702_784_856));
         assert!(out.contains(&("x-oss-security-token".into(), "token".into())));
         // A caller's own copy of the header is replaced, not signed twice.
-        let stale = sign(&sdk_request(&headers), &sts_creds, "cn-hangzhou", at(1_702_784_856));
+        let stale = sign(
+            &sdk_request(&headers),
+            &sts_creds,
+            "cn-hangzhou",
+            at(1_702_784_856),
+        );
         assert_eq!(auth_of(&stale), auth_of(&out));
         let signed = with_date(&headers, "20231217T034736Z");
         let canonical = canonical_request(

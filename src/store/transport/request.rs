@@ -88,6 +88,18 @@ impl RequestSpec {
         self.query.push((name.to_owned(), value.into()));
     }
 
+    /// The host name requests go to (the origin without scheme and port).
+    pub fn host(&self) -> &str {
+        let authority = self
+            .origin
+            .split_once("://")
+            .map_or(self.origin.as_str(), |(_, rest)| rest);
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        }
+    }
+
     /// Value of a header this request carries.
     pub fn header_value(&self, name: &str) -> Option<&str> {
         self.headers
