@@ -82,6 +82,108 @@ pub enum Addressing {
     Cname,
 }
 
+/// Where the store's keys come from (`store.credentials.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialSource {
+    /// The keys in `[store]` when given, else the cloud's environment variables
+    /// (`ALIBABA_CLOUD_ACCESS_KEY_ID`…, `AWS_ACCESS_KEY_ID`…): nothing that needs the network.
+    #[default]
+    Auto,
+    /// `store.access_key_id`, `access_key_secret` and `security_token`, as given.
+    Static,
+    /// The cloud's environment variables only.
+    Env,
+    /// The SDKs' default chain for the store's cloud: Alibaba (environment, RRSA/OIDC, the CLI
+    /// and INI profiles, the ECS RAM role, a credentials URI) or AWS (environment, profiles,
+    /// web identity, container credentials, EC2 instance metadata).
+    Default,
+    /// A profile of the shared files (`~/.alibabacloud/credentials`, `~/.aliyun/config.json`;
+    /// `~/.aws/credentials`, `~/.aws/config`).
+    Profile,
+    /// Alibaba: the ECS instance's RAM role, from the metadata service.
+    EcsRamRole,
+    /// Alibaba: RRSA on ACK, STS `AssumeRoleWithOIDC` with the pod's OIDC token.
+    Oidc,
+    /// Alibaba: a RAM user (the static or environment keys) assuming `role_arn` (STS
+    /// `AssumeRole`).
+    RamRoleArn,
+    /// Alibaba: a credentials URI answering `{"Code":"Success","AccessKeyId",…}`.
+    Uri,
+    /// AWS: STS `AssumeRoleWithWebIdentity` with a token file (EKS IRSA).
+    WebIdentity,
+    /// AWS: ECS/EKS container credentials (`AWS_CONTAINER_CREDENTIALS_*`).
+    Container,
+    /// AWS: the EC2 instance profile through IMDSv2.
+    Imds,
+}
+
+impl CredentialSource {
+    /// True when the source signs with (or starts from) the keys written in `[store]`.
+    pub fn uses_static_keys(self) -> bool {
+        matches!(
+            self,
+            CredentialSource::Auto
+                | CredentialSource::Static
+                | CredentialSource::Env
+                | CredentialSource::RamRoleArn
+        )
+    }
+}
+
+/// `[store.credentials]`: how the store finds its keys, and every endpoint those sources talk to
+/// (overridable for private clouds and tests). Keys that a source does not use are ignored.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialsConfig {
+    /// Which source; see [`CredentialSource`].
+    pub source: CredentialSource,
+    /// Profile of the shared files (default: `ALIBABA_CLOUD_PROFILE` / `AWS_PROFILE`, else the
+    /// file's current or `default`).
+    pub profile: Option<String>,
+    /// Role to assume (`ram-role-arn`, `oidc`, `web-identity`).
+    pub role_arn: Option<String>,
+    /// Session name of an assumed role (default `bucketq-<unix time>`).
+    pub role_session_name: Option<String>,
+    /// `ExternalId` of an `AssumeRole`.
+    pub external_id: Option<String>,
+    /// Lifetime asked for assumed-role keys (900 s and up).
+    #[serde(with = "duration")]
+    pub duration: Duration,
+    /// RRSA: the OIDC provider's ARN.
+    pub oidc_provider_arn: Option<String>,
+    /// RRSA / web identity: the token file, read again at every refresh.
+    pub oidc_token_file: Option<PathBuf>,
+    /// ECS / EC2: the instance's role name (default: asked of the metadata service).
+    pub role_name: Option<String>,
+    /// `uri`: where the keys are served.
+    pub uri: Option<String>,
+    /// STS endpoint (default `https://sts.aliyuncs.com`, or `https://sts.<region>.amazonaws.com`).
+    pub sts_endpoint: Option<String>,
+    /// Metadata service (default `http://100.100.100.200` on Alibaba, `http://169.254.169.254`
+    /// on AWS).
+    pub metadata_endpoint: Option<String>,
+}
+
+impl Default for CredentialsConfig {
+    fn default() -> Self {
+        CredentialsConfig {
+            source: CredentialSource::Auto,
+            profile: None,
+            role_arn: None,
+            role_session_name: None,
+            external_id: None,
+            duration: Duration::from_secs(3600),
+            oidc_provider_arn: None,
+            oidc_token_file: None,
+            role_name: None,
+            uri: None,
+            sts_endpoint: None,
+            metadata_endpoint: None,
+        }
+    }
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,6 +206,8 @@ pub struct StoreConfig {
     /// empty for a long-lived key pair.
     #[serde(serialize_with = "redacted")]
     pub security_token: Secret,
+    /// Where the keys come from when they are not (only) the ones above.
+    pub credentials: CredentialsConfig,
     /// OSS only: signature version.
     pub signature: OssSignature,
     /// How the bucket is addressed; see [`Addressing`].
@@ -137,6 +241,7 @@ impl Default for StoreConfig {
             access_key_id: Secret::default(),
             access_key_secret: Secret::default(),
             security_token: Secret::default(),
+            credentials: CredentialsConfig::default(),
             signature: OssSignature::V4,
             addressing: Addressing::Auto,
             path_style: false,

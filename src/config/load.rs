@@ -182,6 +182,7 @@ pub fn load_text(
     })?;
     let mut env_applied = apply_overrides(&mut raw, env)?;
     env_applied.extend(apply_fc_defaults(&mut raw, env));
+    env_applied.extend(apply_cloud_env_keys(&mut raw, env));
     let config: Config = to_config_value(toml::Value::Table(raw.clone()))
         .try_deserialize()
         .map_err(|e| ConfigError::Invalid {
@@ -383,6 +384,68 @@ fn find_queue(queues: &[toml::Value], selector: &str) -> Result<usize, String> {
 }
 
 /// Fill unset keys from the FC template's variables. Returns the names of the variables used.
+/// The cloud SDKs' key variables and the `[store]` keys they fill, per store kind: Alibaba's
+/// for `oss`, AWS's for `s3`. Used by `credentials.source = "auto"` (the default) and `"env"`,
+/// the first step of both SDKs' default chains, and only when both the id and the secret are
+/// set, as the SDKs require.
+pub const CLOUD_KEY_VARS: [(&str, [(&str, &str); 3]); 2] = [
+    (
+        "oss",
+        [
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "access_key_id"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access_key_secret"),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", "security_token"),
+        ],
+    ),
+    (
+        "s3",
+        [
+            ("AWS_ACCESS_KEY_ID", "access_key_id"),
+            ("AWS_SECRET_ACCESS_KEY", "access_key_secret"),
+            ("AWS_SESSION_TOKEN", "security_token"),
+        ],
+    ),
+];
+
+fn apply_cloud_env_keys(raw: &mut toml::Table, env: &BTreeMap<String, String>) -> Vec<String> {
+    let Some(store) = raw.get_mut("store").and_then(toml::Value::as_table_mut) else {
+        return Vec::new();
+    };
+    let kind = store
+        .get("kind")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("");
+    let Some((_, vars)) = CLOUD_KEY_VARS.iter().find(|(k, _)| *k == kind) else {
+        return Vec::new();
+    };
+    let source = store
+        .get("credentials")
+        .and_then(|c| c.get("source"))
+        .and_then(toml::Value::as_str)
+        .unwrap_or("auto");
+    let has_keys = store
+        .get("access_key_id")
+        .and_then(toml::Value::as_str)
+        .is_some_and(|v| !v.is_empty());
+    let usable = match source {
+        "auto" | "ram-role-arn" => !has_keys,
+        "env" => true,
+        _ => false,
+    };
+    let set = |var: &str| env.get(var).filter(|v| !v.is_empty());
+    if !usable || set(vars[0].0).is_none() || set(vars[1].0).is_none() {
+        return Vec::new();
+    }
+    let mut used = Vec::new();
+    for (var, key) in vars {
+        if let Some(value) = set(var) {
+            store.insert((*key).to_owned(), toml::Value::String(value.clone()));
+            used.push((*var).to_owned());
+        }
+    }
+    used
+}
+
 fn apply_fc_defaults(raw: &mut toml::Table, env: &BTreeMap<String, String>) -> Vec<String> {
     let mut used = Vec::new();
     let store_is_oss = raw

@@ -81,16 +81,22 @@ fn check_store(store: &StoreConfig, out: &mut Problems) {
             ),
         );
     }
-    if store.access_key_id.is_empty() {
+    let keys_hint = if kind == "oss" {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+    } else {
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    };
+    let needs_keys = store.credentials.source.uses_static_keys();
+    if needs_keys && store.access_key_id.is_empty() {
         out.add(
             "store.access_key_id",
             format!(
-                "required for kind = \"{kind}\"; set it with BUCKETQ_STORE__ACCESS_KEY_ID{} (an environment file keeps it out of the config)",
+                "required for kind = \"{kind}\"; set it with BUCKETQ_STORE__ACCESS_KEY_ID{} or {keys_hint} (an environment file keeps it out of the config), or let store.credentials.source = \"default\" find keys as the SDKs do (profiles, instance role, RRSA/web identity)",
                 fc_hint("OSS_KEYID")
             ),
         );
     }
-    if store.access_key_secret.is_empty() {
+    if needs_keys && store.access_key_secret.is_empty() {
         out.add(
             "store.access_key_secret",
             format!(

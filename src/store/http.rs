@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::credentials::{CredentialCache, CredentialStatus};
 use super::sign::content_md5;
 use super::transport::endpoint::Endpoint;
 use super::transport::request::{add_user_meta, check_key, Response};
@@ -147,22 +148,27 @@ impl<D: Dialect> HttpStore<D> {
     pub(crate) fn open(
         requests: D,
         signer: Signer,
+        credentials: Arc<CredentialCache>,
         settings: TransportConfig,
         stats: Arc<RequestStats>,
         bucket: &str,
     ) -> Result<Self> {
         let host = requests.bucket_request(Op::Head, "HEAD").host().to_owned();
-        let transport = Transport::for_host(settings, signer, stats, Some(&host)).map_err(|e| {
-            StoreError::Misconfigured {
+        let transport = Transport::for_host(settings, signer, credentials, stats, Some(&host))
+            .map_err(|e| StoreError::Misconfigured {
                 field: "endpoint",
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(HttpStore {
             requests,
             transport,
             bucket: bucket.to_owned(),
         })
+    }
+
+    /// Where the keys in use came from and when they expire, once fetched (for `doctor`).
+    pub fn credential_status(&self) -> Option<CredentialStatus> {
+        self.transport.credential_status()
     }
 
     /// The request builder, for tests that check what is sent.
@@ -262,6 +268,17 @@ impl<D: Dialect> Store for HttpStore<D> {
 /// The `endpoint` of `[store]`, which an HTTP store cannot do without; `missing` tells the
 /// user what one looks like for the configured kind.
 pub(crate) fn configured_endpoint(cfg: &StoreConfig, missing: &str) -> Result<Endpoint> {
+    let endpoint = endpoint_of(cfg, missing)?;
+    if cfg.bucket.trim().is_empty() {
+        return Err(StoreError::Misconfigured {
+            field: "bucket",
+            reason: "no bucket configured".into(),
+        });
+    }
+    Ok(endpoint)
+}
+
+fn endpoint_of(cfg: &StoreConfig, missing: &str) -> Result<Endpoint> {
     match cfg.endpoint.as_deref().map(str::trim) {
         Some(e) if !e.is_empty() => Endpoint::parse(e),
         _ => Err(StoreError::Misconfigured {

@@ -6,6 +6,7 @@
 //! `412 PreconditionFailed`. The store knows nothing about queues, tasks or key layout; only
 //! `queue.rs` does.
 
+pub mod credentials;
 pub mod http;
 pub mod local;
 pub mod memory;

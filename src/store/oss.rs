@@ -15,8 +15,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::credentials::{self, CredentialCache};
 use super::http::{configured_endpoint, Dialect, HttpStore};
-use super::s3::{credentials, quote_etag};
+use super::s3::quote_etag;
 use super::sign::uri_encode;
 use super::transport::endpoint::{BucketAddress, Endpoint, Style};
 use super::transport::request::{add_user_meta, check_key, Response};
@@ -172,9 +173,8 @@ impl Dialect for OssRequests {
 /// How requests are signed, from `[store]`: V4 needs a region (given, or derived from an
 /// `oss-<region>.aliyuncs.com` endpoint); V1 needs none.
 fn signer(cfg: &StoreConfig, endpoint: &Endpoint) -> Result<Signer> {
-    let creds = credentials(cfg)?;
     match cfg.signature {
-        OssSignature::V1 => Ok(Signer::OssV1 { creds }),
+        OssSignature::V1 => Ok(Signer::OssV1),
         OssSignature::V4 => {
             let configured = cfg
                 .region
@@ -191,7 +191,7 @@ fn signer(cfg: &StoreConfig, endpoint: &Endpoint) -> Result<Signer> {
                         endpoint.host
                     ),
                 })?;
-            Ok(Signer::OssV4 { creds, region })
+            Ok(Signer::OssV4 { region })
         }
     }
 }
@@ -219,7 +219,8 @@ impl HttpStore<OssRequests> {
         )?;
         let signer = signer(cfg, &endpoint)?;
         let requests = OssRequests::new(&endpoint, &cfg.bucket, cfg.addressing());
-        HttpStore::open(requests, signer, transport, stats, &cfg.bucket)
+        let credentials = CredentialCache::new(credentials::provider_for(cfg)?);
+        HttpStore::open(requests, signer, credentials, transport, stats, &cfg.bucket)
     }
 }
 
@@ -256,21 +257,18 @@ mod tests {
     }
 
     fn v1() -> Signer {
-        Signer::OssV1 {
-            creds: vector_creds(),
-        }
+        Signer::OssV1
     }
 
     fn v4() -> Signer {
         Signer::OssV4 {
-            creds: vector_creds(),
             region: "cn-hangzhou".into(),
         }
     }
 
     fn authorization(signer: &Signer, spec: &RequestSpec) -> String {
         signer
-            .sign(spec, vector_time())
+            .sign(spec, &vector_creds(), vector_time())
             .into_iter()
             .find(|(n, _)| n == "authorization")
             .map(|(_, v)| v)

@@ -12,8 +12,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::credentials::{self, CredentialCache};
 use super::http::{configured_endpoint, Dialect, HttpStore};
-use super::sign::{uri_encode, Credentials};
+use super::sign::uri_encode;
 use super::transport::endpoint::{BucketAddress, Endpoint, Style};
 use super::transport::request::{add_user_meta, check_key, Response};
 use super::transport::{On412, RequestSpec, Signer, TransportConfig};
@@ -148,7 +149,6 @@ impl HttpStore<S3Requests> {
             cfg,
             "an s3 store needs an endpoint, e.g. \"https://s3.us-east-1.amazonaws.com\" or \"http://127.0.0.1:9000\"",
         )?;
-        let creds = credentials(cfg)?;
         let region = cfg
             .region
             .as_deref()
@@ -156,9 +156,10 @@ impl HttpStore<S3Requests> {
             .unwrap_or(DEFAULT_REGION)
             .trim()
             .to_owned();
-        let signer = Signer::SigV4 { creds, region };
+        let signer = Signer::SigV4 { region };
         let requests = S3Requests::new(endpoint, &cfg.bucket, cfg.addressing());
-        HttpStore::open(requests, signer, transport, stats, &cfg.bucket)
+        let credentials = CredentialCache::new(credentials::provider_for(cfg)?);
+        HttpStore::open(requests, signer, credentials, transport, stats, &cfg.bucket)
     }
 
     /// Create the bucket (test and setup tools; the daemon never does).
@@ -172,33 +173,6 @@ impl HttpStore<S3Requests> {
         self.send(&self.requests().delete_bucket()).await?;
         Ok(())
     }
-}
-
-/// The key pair from `[store]`, refusing empty values with the setting to fix.
-pub(crate) fn credentials(cfg: &StoreConfig) -> Result<Credentials> {
-    if cfg.bucket.trim().is_empty() {
-        return Err(StoreError::Misconfigured {
-            field: "bucket",
-            reason: "no bucket configured".into(),
-        });
-    }
-    if cfg.access_key_id.is_empty() {
-        return Err(StoreError::Misconfigured {
-            field: "access_key_id",
-            reason: "no access key id configured".into(),
-        });
-    }
-    if cfg.access_key_secret.is_empty() {
-        return Err(StoreError::Misconfigured {
-            field: "access_key_secret",
-            reason: "no access key secret configured".into(),
-        });
-    }
-    Ok(Credentials {
-        access_key_id: cfg.access_key_id.expose().trim().to_owned(),
-        secret: cfg.access_key_secret.clone(),
-        security_token: (!cfg.security_token.is_empty()).then(|| cfg.security_token.clone()),
-    })
 }
 
 #[cfg(test)]

@@ -24,11 +24,13 @@ pub enum Op {
     DeleteMany,
     /// GetBucketVersioning.
     Versioning,
+    /// Fetching the store's keys (metadata service, STS, a credentials URI).
+    Credentials,
 }
 
 impl Op {
     /// Every operation, for exhaustive reports.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 9] = [
         Op::List,
         Op::Get,
         Op::Head,
@@ -37,6 +39,7 @@ impl Op {
         Op::Delete,
         Op::DeleteMany,
         Op::Versioning,
+        Op::Credentials,
     ];
 
     /// Lower-case name used in metrics labels and logs.
@@ -50,6 +53,7 @@ impl Op {
             Op::Delete => "delete",
             Op::DeleteMany => "delete_many",
             Op::Versioning => "versioning",
+            Op::Credentials => "credentials",
         }
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
+use super::credentials::{CredentialCache, CredentialStatus};
 use super::sign::{self, Credentials, RequestParts};
 use super::xml;
 use super::{RequestStats, StoreError};
@@ -29,44 +30,42 @@ pub use request::{On412, RequestSpec, Response};
 /// The clock requests are signed with. Injected so tests can prove each retry is re-signed.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// How a request is signed. `Debug` names the scheme and region only: the config treats even
-/// the access key id as a secret.
-#[derive(Clone)]
+/// How a request is signed: the scheme and its region. The keys come from the transport's
+/// [`CredentialCache`] at each attempt, so refreshed keys are used as soon as they arrive.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Signer {
     /// AWS SigV4 for S3 (payload hash of the real body).
     SigV4 {
-        /// Key pair.
-        creds: Credentials,
         /// Signing region, e.g. `us-east-1`.
         region: String,
     },
     /// OSS `OSS4-HMAC-SHA256`.
     OssV4 {
-        /// Key pair.
-        creds: Credentials,
         /// Region without the `oss-` prefix, e.g. `cn-hangzhou`.
         region: String,
     },
     /// OSS V1 (`OSS <id>:<sig>`), for old buckets only.
-    OssV1 {
-        /// Key pair.
-        creds: Credentials,
-    },
+    OssV1,
 }
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Signer::SigV4 { region, .. } => write!(f, "SigV4({region})"),
-            Signer::OssV4 { region, .. } => write!(f, "OssV4({region})"),
-            Signer::OssV1 { .. } => f.write_str("OssV1"),
+            Signer::SigV4 { region } => write!(f, "SigV4({region})"),
+            Signer::OssV4 { region } => write!(f, "OssV4({region})"),
+            Signer::OssV1 => f.write_str("OssV1"),
         }
     }
 }
 
 impl Signer {
-    /// The headers to add to `spec` to sign it at `now`.
-    pub fn sign(&self, spec: &RequestSpec, now: SystemTime) -> Vec<(String, String)> {
+    /// The headers to add to `spec` to sign it with `creds` at `now`.
+    pub fn sign(
+        &self,
+        spec: &RequestSpec,
+        creds: &Credentials,
+        now: SystemTime,
+    ) -> Vec<(String, String)> {
         let query: Vec<(&str, &str)> = spec
             .query
             .iter()
@@ -86,12 +85,12 @@ impl Signer {
             headers: &headers,
         };
         match self {
-            Signer::SigV4 { creds, region } => {
+            Signer::SigV4 { region } => {
                 let payload = sign::sha256_hex(&spec.body);
                 sign::sigv4::sign(&parts, creds, region, "s3", &payload, now)
             }
-            Signer::OssV4 { creds, region } => sign::oss_v4::sign(&parts, creds, region, now),
-            Signer::OssV1 { creds } => sign::oss_v1::sign(&parts, creds, now),
+            Signer::OssV4 { region } => sign::oss_v4::sign(&parts, creds, region, now),
+            Signer::OssV1 => sign::oss_v1::sign(&parts, creds, now),
         }
     }
 }
@@ -213,6 +212,7 @@ pub enum TransportError {
 pub struct Transport {
     client: reqwest::Client,
     signer: Signer,
+    credentials: Arc<CredentialCache>,
     stats: Arc<RequestStats>,
     retry: RetryPolicy,
     clock: Clock,
@@ -233,15 +233,17 @@ impl Transport {
     pub fn new(
         cfg: TransportConfig,
         signer: Signer,
+        credentials: Arc<CredentialCache>,
         stats: Arc<RequestStats>,
     ) -> Result<Self, TransportError> {
-        Self::for_host(cfg, signer, stats, None)
+        Self::for_host(cfg, signer, credentials, stats, None)
     }
 
     /// [`Transport::new`] for requests to `host`, which `cfg.connect_to` redirects.
     pub fn for_host(
         cfg: TransportConfig,
         signer: Signer,
+        credentials: Arc<CredentialCache>,
         stats: Arc<RequestStats>,
         host: Option<&str>,
     ) -> Result<Self, TransportError> {
@@ -262,6 +264,7 @@ impl Transport {
         Ok(Transport {
             client,
             signer,
+            credentials,
             stats,
             retry: cfg.retry,
             clock: cfg.clock,
@@ -273,13 +276,21 @@ impl Transport {
         &self.stats
     }
 
+    /// Where the keys in use came from and when they expire, once fetched.
+    pub fn credential_status(&self) -> Option<CredentialStatus> {
+        self.credentials.status()
+    }
+
     /// Send `spec` until it gets a final answer: a 2xx (or an accepted status), a final error,
     /// or the retries are spent ([`StoreError::Transient`]).
     pub async fn send(&self, spec: &RequestSpec) -> Result<Response, StoreError> {
         let mut maybe_applied = false;
         let mut retry = 0;
         loop {
-            let decision = match self.attempt(spec).await {
+            // Keys are asked for at each attempt (a refresh may have landed); a source that
+            // cannot give any fails the request at once, without spending the retries.
+            let creds = self.credentials.get().await?;
+            let decision = match self.attempt(spec, &creds).await {
                 Ok(resp) => match decide(spec, resp) {
                     Ok(resp) => return Ok(resp),
                     Err(d) => d,
@@ -321,8 +332,8 @@ impl Transport {
     }
 
     /// One signed attempt, or why no answer came.
-    async fn attempt(&self, spec: &RequestSpec) -> Result<Response, NoAnswer> {
-        let auth = self.signer.sign(spec, (self.clock)());
+    async fn attempt(&self, spec: &RequestSpec, creds: &Credentials) -> Result<Response, NoAnswer> {
+        let auth = self.signer.sign(spec, creds, (self.clock)());
         let method = reqwest::Method::from_bytes(spec.method.as_bytes())
             .expect("store methods are valid HTTP methods");
         let mut req = self.client.request(method, spec.url());
@@ -545,22 +556,26 @@ mod tests {
 
     #[test]
     fn debug_shows_no_credentials() {
-        let signer = Signer::SigV4 {
-            creds: Credentials {
-                access_key_id: "AKIDSECRETLOOKING".into(),
-                secret: crate::secret::Secret::new("very-secret-value"),
-                security_token: None,
-            },
-            region: "us-east-1".into(),
+        let creds = Credentials {
+            access_key_id: "AKIDSECRETLOOKING".into(),
+            secret: crate::secret::Secret::new("very-secret-value"),
+            security_token: Some(crate::secret::Secret::new("token-secret-value")),
         };
+        let cache = CredentialCache::new(Arc::new(crate::store::credentials::StaticKeys::new(
+            creds, "test",
+        )));
         let t = Transport::new(
             TransportConfig::new(Duration::from_secs(5), 1),
-            signer,
+            Signer::SigV4 {
+                region: "us-east-1".into(),
+            },
+            cache,
             Arc::new(RequestStats::default()),
         )
         .expect("client builds");
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("very-secret-value"), "{dbg}");
+        assert!(!dbg.contains("token-secret-value"), "{dbg}");
         assert!(!dbg.contains("AKIDSECRETLOOKING"), "{dbg}");
     }
 }

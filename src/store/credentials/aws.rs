@@ -1,0 +1,524 @@
+//! AWS's credential sources, as its SDKs resolve them (`shared/reference/next-round.md` §4.6):
+//! environment, the shared config and credentials files, web identity, container
+//! credentials, and the EC2 instance profile through IMDSv2. For S3 and S3-compatible stores.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::fetch::{excerpt, field, send, Answer, Endpoints};
+use super::files::{home_file, parse_ini};
+use super::{parse_expiration, CredentialError, Identity, Provider};
+use crate::config::StoreConfig;
+use crate::secret::Secret;
+use crate::store::sign::Credentials;
+
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+#[derive(Debug)]
+pub struct Env {
+    env: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// The variables of `env`.
+    pub fn new(env: &BTreeMap<String, String>) -> Self {
+        Env { env: env.clone() }
+    }
+}
+
+#[async_trait]
+impl Provider for Env {
+    async fn fetch(&self, _now: SystemTime) -> Result<Identity, CredentialError> {
+        let var = |n: &str| self.env.get(n).filter(|v| !v.is_empty());
+        match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Ok(Identity {
+                credentials: Credentials {
+                    access_key_id: id.clone(),
+                    secret: Secret::new(secret),
+                    security_token: var("AWS_SESSION_TOKEN").map(Secret::new),
+                },
+                expires: None,
+                source: "environment (AWS_ACCESS_KEY_ID)".into(),
+            }),
+            _ => Err(CredentialError::not_configured(
+                "environment",
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
+            )),
+        }
+    }
+}
+
+/// The text of the first `<tag>` element of an XML answer.
+fn xml_text(body: &str, tag: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut inside = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => inside = e.local_name().as_ref() == tag.as_bytes(),
+            Ok(Event::Text(t)) if inside => {
+                return t.unescape().ok().map(|s| s.trim().to_owned());
+            }
+            Ok(Event::End(_)) => inside = false,
+            Ok(Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The keys of an STS XML answer, or its `<Code>`/`<Message>`.
+fn sts_xml_identity(name: &str, a: &Answer, source: String) -> Result<Identity, CredentialError> {
+    if a.status != 200 {
+        return Err(CredentialError::failed(
+            name,
+            format!(
+                "HTTP {} {}: {}",
+                a.status,
+                xml_text(&a.body, "Code").unwrap_or_else(|| "(no code)".into()),
+                xml_text(&a.body, "Message").unwrap_or_else(|| excerpt(&a.body))
+            ),
+        ));
+    }
+    let need = |tag: &str| {
+        xml_text(&a.body, tag)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| CredentialError::failed(name, format!("the answer has no {tag}")))
+    };
+    Ok(Identity {
+        credentials: Credentials {
+            access_key_id: need("AccessKeyId")?,
+            secret: Secret::new(need("SecretAccessKey")?),
+            security_token: Some(Secret::new(need("SessionToken")?)),
+        },
+        expires: Some(parse_expiration(name, &need("Expiration")?)?),
+        source,
+    })
+}
+
+/// Keys of a JSON answer (`AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration`), the shape
+/// of IMDS and container credentials.
+fn json_identity(name: &str, body: &str, source: String) -> Result<Identity, CredentialError> {
+    let json: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| CredentialError::failed(name, "the answer is not JSON"))?;
+    if let Some(code) = field(&json, "Code").filter(|c| *c != "Success") {
+        return Err(CredentialError::failed(
+            name,
+            format!("Code {code:?}: {}", field(&json, "Message").unwrap_or("")),
+        ));
+    }
+    let need = |f: &str| {
+        field(&json, f)
+            .ok_or_else(|| CredentialError::failed(name, format!("the answer has no {f}")))
+    };
+    Ok(Identity {
+        credentials: Credentials {
+            access_key_id: need("AccessKeyId")?.to_owned(),
+            secret: Secret::new(need("SecretAccessKey")?),
+            security_token: field(&json, "Token").map(Secret::new),
+        },
+        expires: match field(&json, "Expiration") {
+            Some(e) => Some(parse_expiration(name, e)?),
+            None => None,
+        },
+        source,
+    })
+}
+
+/// STS `AssumeRoleWithWebIdentity`: a token file (EKS IRSA) exchanged for the role's keys,
+/// unsigned. The token file is read again at every refresh.
+#[derive(Debug)]
+pub struct WebIdentity {
+    role_arn: String,
+    token_file: PathBuf,
+    session_name: Option<String>,
+    duration: Duration,
+    sts: String,
+    client: reqwest::Client,
+}
+
+impl WebIdentity {
+    /// From `[store.credentials]`, falling back to `AWS_ROLE_ARN`,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_SESSION_NAME`.
+    pub fn from_config(
+        cfg: &StoreConfig,
+        env: &BTreeMap<String, String>,
+        endpoints: &Endpoints,
+    ) -> Result<Self, CredentialError> {
+        let c = &cfg.credentials;
+        let var = |n: &str| env.get(n).filter(|v| !v.is_empty()).cloned();
+        let missing = |what: &str| {
+            CredentialError::not_configured("web identity", format!("{what} is not set"))
+        };
+        Ok(WebIdentity::with(
+            c.role_arn
+                .clone()
+                .or_else(|| var("AWS_ROLE_ARN"))
+                .ok_or_else(|| missing("store.credentials.role_arn / AWS_ROLE_ARN"))?,
+            c.oidc_token_file
+                .clone()
+                .or_else(|| var("AWS_WEB_IDENTITY_TOKEN_FILE").map(PathBuf::from))
+                .ok_or_else(|| {
+                    missing("store.credentials.oidc_token_file / AWS_WEB_IDENTITY_TOKEN_FILE")
+                })?,
+            c.role_session_name
+                .clone()
+                .or_else(|| var("AWS_ROLE_SESSION_NAME")),
+            c.duration,
+            endpoints,
+        ))
+    }
+
+    fn with(
+        role_arn: String,
+        token_file: PathBuf,
+        session_name: Option<String>,
+        duration: Duration,
+        endpoints: &Endpoints,
+    ) -> Self {
+        let sts = endpoints
+            .sts
+            .clone()
+            .unwrap_or_else(|| match &endpoints.region {
+                Some(r) => format!("https://sts.{r}.amazonaws.com"),
+                None => "https://sts.amazonaws.com".to_owned(),
+            });
+        WebIdentity {
+            role_arn,
+            token_file,
+            session_name,
+            duration: duration.max(Duration::from_secs(900)),
+            sts,
+            client: endpoints.service_client(),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for WebIdentity {
+    async fn fetch(&self, now: SystemTime) -> Result<Identity, CredentialError> {
+        const NAME: &str = "web identity (AssumeRoleWithWebIdentity)";
+        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
+            CredentialError::failed(
+                NAME,
+                format!(
+                    "cannot read the token file {}: {e}",
+                    self.token_file.display()
+                ),
+            )
+        })?;
+        let session = self.session_name.clone().unwrap_or_else(|| {
+            format!(
+                "bucketq-{}",
+                now.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+            )
+        });
+        let form = [
+            ("Action", "AssumeRoleWithWebIdentity".to_owned()),
+            ("Version", "2011-06-15".to_owned()),
+            ("RoleArn", self.role_arn.clone()),
+            ("RoleSessionName", session),
+            ("WebIdentityToken", token.trim().to_owned()),
+            ("DurationSeconds", self.duration.as_secs().to_string()),
+        ];
+        let a = send(NAME, self.client.post(format!("{}/", self.sts)).form(&form)).await?;
+        sts_xml_identity(NAME, &a, format!("web identity role {}", self.role_arn))
+    }
+}
+
+/// ECS/EKS container credentials: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (on
+/// `169.254.170.2`) or `AWS_CONTAINER_CREDENTIALS_FULL_URI`, with the authorization token
+/// from `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (read each time) or
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+#[derive(Debug)]
+pub struct Container {
+    uri: String,
+    token_file: Option<PathBuf>,
+    token: Option<Secret>,
+    client: reqwest::Client,
+}
+
+impl Container {
+    /// From the environment.
+    pub fn from_env(
+        env: &BTreeMap<String, String>,
+        endpoints: &Endpoints,
+    ) -> Result<Self, CredentialError> {
+        const NAME: &str = "container credentials";
+        let var = |n: &str| env.get(n).filter(|v| !v.is_empty()).cloned();
+        let uri = if let Some(rel) = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+            format!("{}{rel}", endpoints.container_host)
+        } else if let Some(full) = var("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+            check_full_uri(&full)?;
+            full
+        } else {
+            return Err(CredentialError::not_configured(
+                NAME,
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and _FULL_URI are not set",
+            ));
+        };
+        Ok(Container {
+            uri,
+            token_file: var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").map(PathBuf::from),
+            token: var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Secret::new),
+            client: endpoints.metadata_client(),
+        })
+    }
+}
+
+/// A full URI must be HTTPS, or HTTP to loopback or the ECS/EKS agents' addresses (the SDKs'
+/// rule: credentials never travel in clear to anything else).
+fn check_full_uri(uri: &str) -> Result<(), CredentialError> {
+    let url = reqwest::Url::parse(uri).map_err(|e| {
+        CredentialError::failed(
+            "container credentials",
+            format!("AWS_CONTAINER_CREDENTIALS_FULL_URI is not a URL: {e}"),
+        )
+    })?;
+    if url.scheme() == "https" {
+        return Ok(());
+    }
+    let allowed = match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.octets() == [169, 254, 170, 2]
+                || ip.octets() == [169, 254, 170, 23]
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23]
+        }
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if url.scheme() == "http" && allowed {
+        Ok(())
+    } else {
+        Err(CredentialError::failed(
+            "container credentials",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to loopback, 169.254.170.2 or 169.254.170.23",
+        ))
+    }
+}
+
+#[async_trait]
+impl Provider for Container {
+    async fn fetch(&self, _now: SystemTime) -> Result<Identity, CredentialError> {
+        const NAME: &str = "container credentials";
+        let mut req = self.client.get(&self.uri);
+        let token = match &self.token_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                CredentialError::failed(
+                    NAME,
+                    format!(
+                        "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: {e}",
+                        path.display()
+                    ),
+                )
+            })?),
+            None => self.token.as_ref().map(|t| t.expose().to_owned()),
+        };
+        if let Some(token) = token {
+            req = req.header("Authorization", token.trim());
+        }
+        let a = send(NAME, req).await?;
+        if a.status != 200 {
+            return Err(CredentialError::failed(
+                NAME,
+                format!("HTTP {}: {}", a.status, excerpt(&a.body)),
+            ));
+        }
+        json_identity(NAME, &a.body, "container credentials".into())
+    }
+}
+
+/// The EC2 instance profile through IMDSv2 (a session token first), falling back to IMDSv1
+/// on 403/404/405 unless `AWS_EC2_METADATA_V1_DISABLED=true`.
+#[derive(Debug)]
+pub struct Imds {
+    role_name: Option<String>,
+    metadata: String,
+    v1_disabled: bool,
+    client: reqwest::Client,
+}
+
+impl Imds {
+    /// The instance profile (or `role_name`) of the instance `endpoints.metadata` serves.
+    pub fn new(role_name: Option<String>, endpoints: &Endpoints) -> Self {
+        Imds {
+            role_name,
+            metadata: endpoints.metadata.clone(),
+            v1_disabled: false,
+            client: endpoints.metadata_client(),
+        }
+    }
+
+    /// [`Imds::new`], honouring `AWS_EC2_METADATA_V1_DISABLED`.
+    pub fn with_env(
+        role_name: Option<String>,
+        env: &BTreeMap<String, String>,
+        endpoints: &Endpoints,
+    ) -> Self {
+        Imds {
+            v1_disabled: env
+                .get("AWS_EC2_METADATA_V1_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            ..Imds::new(role_name, endpoints)
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Imds {
+    async fn fetch(&self, _now: SystemTime) -> Result<Identity, CredentialError> {
+        const NAME: &str = "EC2 instance metadata";
+        const BASE: &str = "/latest/meta-data/iam/security-credentials/";
+        let token_req = self
+            .client
+            .put(format!("{}/latest/api/token", self.metadata))
+            .header("X-aws-ec2-metadata-token-ttl-seconds", "21600");
+        let token = match send(NAME, token_req).await {
+            Ok(a) if a.status == 200 => Some(a.body.trim().to_owned()),
+            Ok(a) if matches!(a.status, 403..=405) && !self.v1_disabled => None,
+            Ok(a) => {
+                return Err(CredentialError::failed(
+                    NAME,
+                    format!("the session token request answered HTTP {}", a.status),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let get = |path: String| {
+            let mut req = self.client.get(format!("{}{path}", self.metadata));
+            if let Some(t) = &token {
+                req = req.header("X-aws-ec2-metadata-token", t);
+            }
+            send(NAME, req)
+        };
+        let role = match &self.role_name {
+            Some(r) => r.clone(),
+            None => {
+                let a = get(BASE.to_owned()).await?;
+                let role = a.body.lines().next().unwrap_or("").trim().to_owned();
+                if a.status != 200 || role.is_empty() {
+                    return Err(CredentialError::failed(
+                        NAME,
+                        format!(
+                            "no instance profile (HTTP {}); attach an IAM role to the instance",
+                            a.status
+                        ),
+                    ));
+                }
+                role
+            }
+        };
+        let a = get(format!("{BASE}{role}")).await?;
+        if a.status != 200 {
+            return Err(CredentialError::failed(
+                NAME,
+                format!("role {role}: HTTP {}: {}", a.status, excerpt(&a.body)),
+            ));
+        }
+        json_identity(NAME, &a.body, format!("EC2 instance profile {role}"))
+    }
+}
+
+/// A profile of `~/.aws/credentials` and `~/.aws/config` (`AWS_SHARED_CREDENTIALS_FILE`,
+/// `AWS_CONFIG_FILE`; profile `AWS_PROFILE` or `default`): static keys with an optional
+/// session token, or `role_arn` + `web_identity_token_file`. Read again at every fetch.
+#[derive(Debug)]
+pub struct Profile {
+    name: String,
+    env: BTreeMap<String, String>,
+    endpoints: Endpoints,
+    duration: Duration,
+}
+
+impl Profile {
+    /// The profile `store.credentials.profile` (or `AWS_PROFILE`, or `default`) names.
+    pub fn new(cfg: &StoreConfig, env: &BTreeMap<String, String>, endpoints: &Endpoints) -> Self {
+        Profile {
+            name: cfg
+                .credentials
+                .profile
+                .clone()
+                .or_else(|| env.get("AWS_PROFILE").filter(|v| !v.is_empty()).cloned())
+                .unwrap_or_else(|| "default".into()),
+            env: env.clone(),
+            endpoints: endpoints.clone(),
+            duration: cfg.credentials.duration,
+        }
+    }
+
+    fn file(&self, var: &str, default: &str) -> Option<PathBuf> {
+        self.env
+            .get(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home_file(&self.env, default))
+    }
+}
+
+#[async_trait]
+impl Provider for Profile {
+    async fn fetch(&self, now: SystemTime) -> Result<Identity, CredentialError> {
+        const NAME: &str = "AWS profile";
+        let mut merged: BTreeMap<String, String> = BTreeMap::new();
+        let mut seen = Vec::new();
+        for (var, default) in [
+            ("AWS_CONFIG_FILE", ".aws/config"),
+            ("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+        ] {
+            let Some(path) = self.file(var, default) else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if let Some(section) = parse_ini(&text).remove(&self.name) {
+                seen.push(path.display().to_string());
+                merged.extend(section);
+            }
+        }
+        if seen.is_empty() {
+            return Err(CredentialError::not_configured(
+                NAME,
+                format!(
+                    "no profile {:?} in ~/.aws/config or ~/.aws/credentials",
+                    self.name
+                ),
+            ));
+        }
+        let label = format!("AWS profile {} ({})", self.name, seen.join(", "));
+        let get = |k: &str| merged.get(k).filter(|v| !v.is_empty()).cloned();
+        if let (Some(id), Some(secret)) = (get("aws_access_key_id"), get("aws_secret_access_key")) {
+            return Ok(Identity {
+                credentials: Credentials {
+                    access_key_id: id,
+                    secret: Secret::new(secret),
+                    security_token: get("aws_session_token").map(Secret::new),
+                },
+                expires: None,
+                source: label,
+            });
+        }
+        if let (Some(role), Some(token_file)) = (get("role_arn"), get("web_identity_token_file")) {
+            let provider = WebIdentity::with(
+                role,
+                PathBuf::from(token_file),
+                get("role_session_name"),
+                self.duration,
+                &self.endpoints,
+            );
+            let mut identity = provider.fetch(now).await?;
+            identity.source = format!("{} via {label}", identity.source);
+            return Ok(identity);
+        }
+        Err(CredentialError::failed(
+            NAME,
+            format!("{label} has neither aws_access_key_id + aws_secret_access_key nor role_arn + web_identity_token_file (source_profile, credential_source and credential_process are not read by bucketq)"),
+        ))
+    }
+}
