@@ -207,7 +207,9 @@ impl CredentialCache {
             Usable::Fresh(c) | Usable::Due(c) => return Ok(c),
             Usable::None => {}
         }
-        if let Some(until) = self.state().retry_after.filter(|t| *t > now) {
+        // Bound first: a guard in the `if let` would live through `unavailable`'s own lock.
+        let retry_after = self.state().retry_after;
+        if let Some(until) = retry_after.filter(|t| *t > now) {
             return Err(self.unavailable(until));
         }
         self.refresh(now).await;
