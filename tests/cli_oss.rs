@@ -5,6 +5,8 @@
 //! bounded, the operator is told, and a refusal no retry can pass stops the worker with 69.
 
 mod cli_support;
+#[path = "support/fake_http.rs"]
+mod fake_http;
 #[path = "support/oss_oracle.rs"]
 mod oss_oracle;
 
@@ -105,6 +107,11 @@ fn flows_with(signature: &str, key: Key) {
     };
 
     let doctor = ok(&["doctor"]);
+    assert!(
+        doctor.stdout.contains("static keys from [store]"),
+        "{}",
+        doctor.stdout
+    );
     for check in ["credentials", "bucket", "create-if-absent"] {
         let line = doctor
             .stdout
@@ -390,4 +397,135 @@ fn a_claim_no_retry_can_pass_stops_the_worker_with_69() {
     )
     .expect("status json");
     assert_eq!(status[0]["pending"], 5, "nothing lost: {status}");
+}
+
+/// The keys a fake ECS metadata service hands out, each valid for [`ROTATION`].
+const ROTATION: Duration = Duration::from_secs(8);
+
+#[test]
+fn a_worker_keeps_claiming_across_three_rotations_of_its_ecs_role_keys() {
+    use std::sync::{Arc, Mutex};
+    let oracle = Oracle::plain();
+    let keys_file = oracle.keys_file();
+    let issued: Arc<Mutex<Vec<Key>>> = Arc::new(Mutex::new(vec![Key::long_lived()]));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let issuer = Arc::clone(&issued);
+    let imds = rt.block_on(fake_http::FakeServer::start(move |req, n| {
+        use fake_http::Reply;
+        let answer = |status: u16, body: String| Reply::Answer {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        };
+        match req.path() {
+            "/latest/api/token" => answer(200, "imds-token".into()),
+            "/latest/meta-data/ram/security-credentials/" => answer(200, "bucketq-role".into()),
+            _ => {
+                let expires = std::time::SystemTime::now() + ROTATION;
+                let key = Key {
+                    id: format!("STS.rotation{n}"),
+                    secret: format!("rotation-secret-{n}"),
+                    token: Some(format!("rotation-token-{n}")),
+                    expires: Some(
+                        expires
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs(),
+                    ),
+                };
+                let mut all = issuer.lock().unwrap();
+                all.push(key.clone());
+                oss_oracle::write_keys(&keys_file, &all);
+                let body = serde_json::json!({
+                    "Code": "Success",
+                    "AccessKeyId": key.id,
+                    "AccessKeySecret": key.secret,
+                    "SecurityToken": key.token,
+                    "Expiration": humantime::format_rfc3339_seconds(expires).to_string(),
+                });
+                answer(200, body.to_string())
+            }
+        }
+    }));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = std::fs::read_to_string(config(dir.path(), &oracle, "v4")).unwrap();
+    let text = base.replace(
+        "request_timeout = \"5s\"\n",
+        &format!("request_timeout = \"5s\"\n\n[store.credentials]\nsource = \"ecs-ram-role\"\nmetadata_endpoint = \"{}\"\n", imds.endpoint()),
+    );
+    let config = write_file(dir.path(), "bucketq.toml", &text);
+    let doctor = run(bucketq(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("doctor"));
+    assert_eq!(doctor.code, 0, "{}", doctor.all());
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.contains("credentials"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("ok")
+            && line.contains("ECS RAM role bucketq-role")
+            && line.contains("expiring"),
+        "doctor says which source supplied the keys and when they expire: {line}"
+    );
+    let mut daemon = Daemon::start(bucketq(dir.path()).arg("--config").arg(&config).arg("run"));
+    let tasks = 24;
+    for i in 0..tasks {
+        oss2_put(
+            &oracle,
+            &format!("q/rot{i:02}.task"),
+            &format!("{{\"i\":{i}}}"),
+            &[],
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while daemon.output().matches("task succeeded").count() < tasks {
+        assert!(
+            Instant::now() < deadline,
+            "not every task ran:\n{}",
+            daemon.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        daemon.output()
+    );
+    let out = daemon.output();
+    assert!(
+        !out.contains("rotation-secret") && !out.contains("rotation-token"),
+        "a secret reached the log"
+    );
+
+    // Every request verified, none with an expired key, and the keys rotated at least 3 times.
+    oracle.assert_all_sound(&[404, 409, 412]);
+    let log = oracle.log();
+    let mut used: Vec<&str> = log
+        .iter()
+        .filter(|e| {
+            e["headers"]["user-agent"]
+                .as_str()
+                .is_some_and(|ua| ua.starts_with("bucketq/"))
+        })
+        .filter_map(|e| e["headers"]["authorization"].as_str())
+        .filter_map(|a| a.split("Credential=").nth(1)?.split('/').next())
+        .collect();
+    used.dedup();
+    println!("keys used in order: {used:?}");
+    assert!(used.len() >= 4, "fewer than three rotations: {used:?}");
+    assert!(
+        used.iter().all(|k| k.starts_with("STS.rotation")),
+        "{used:?}"
+    );
+    assert!(
+        !log.iter().any(|e| e["code"] == "SecurityTokenExpired"),
+        "an expired key was used"
+    );
+    drop(imds);
 }

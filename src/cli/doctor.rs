@@ -110,7 +110,7 @@ async fn check_access(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) 
                 r.skip("credentials", "the local store needs none");
                 r.ok("bucket", format!("directory {}", cfg.path.display()));
             } else {
-                r.ok("credentials", "accepted");
+                r.ok("credentials", describe_credentials(store));
                 r.ok(
                     "bucket",
                     format!(
@@ -149,6 +149,21 @@ async fn check_access(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) 
             r.fail("bucket", format!("{e}; {fix}"), store_code(&e));
             false
         }
+    }
+}
+
+/// "accepted", and from where and until when, for keys a source supplied.
+fn describe_credentials(store: &dyn Store) -> String {
+    match store.credential_status() {
+        Some(status) => match status.expires {
+            Some(t) => format!(
+                "accepted; from {}, expiring {} (refreshed before then)",
+                status.source,
+                humantime::format_rfc3339_seconds(t)
+            ),
+            None => format!("accepted; {}", status.source),
+        },
+        None => "accepted".to_owned(),
     }
 }
 

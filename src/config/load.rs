@@ -797,4 +797,50 @@ handler = { type = "log" }
         let err = load_text(ConfigSource::BuiltinDemo, DEMO_CONFIG, &e).unwrap_err();
         assert!(err.to_string().contains("BUCKETQ_QUEUE__DEMO__HANDLER"));
     }
+
+    #[test]
+    fn the_clouds_key_variables_fill_empty_keys_of_their_kind_only() {
+        let oss = "[store]\nkind = \"oss\"\nendpoint = \"https://oss-cn-hangzhou.aliyuncs.com\"\nbucket = \"b\"\n[[queue]]\nname = \"q\"\nprefix = \"q/\"\nhandler = { type = \"log\" }\n";
+        let e = env(&[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret"),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token"),
+            ("AWS_ACCESS_KEY_ID", "AKIAenv"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+        ]);
+        let loaded = load_text(file(), oss, &e).unwrap();
+        let store = &loaded.config.store;
+        assert_eq!(store.access_key_id.expose(), "LTAIenv");
+        assert_eq!(store.security_token.expose(), "env-token");
+        assert!(loaded
+            .env_applied
+            .contains(&"ALIBABA_CLOUD_ACCESS_KEY_ID".to_string()));
+
+        let s3 = oss.replace("\"oss\"", "\"s3\"");
+        let loaded = load_text(file(), &s3, &e).unwrap();
+        assert_eq!(loaded.config.store.access_key_id.expose(), "AKIAenv");
+        assert!(loaded.config.store.security_token.is_empty());
+
+        // Keys in the file win under "auto"; half a pair in the environment is ignored.
+        let with_keys = oss.replace(
+            "bucket = \"b\"",
+            "bucket = \"b\"\naccess_key_id = \"LTAIfile\"\naccess_key_secret = \"f\"",
+        );
+        let loaded = load_text(file(), &with_keys, &e).unwrap();
+        assert_eq!(loaded.config.store.access_key_id.expose(), "LTAIfile");
+        let half = env(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv")]);
+        let err = load_text(file(), oss, &half).unwrap_err().to_string();
+        assert!(
+            err.contains("store.access_key_id") && err.contains("credentials.source"),
+            "{err}"
+        );
+
+        // A source that finds its own keys needs none in the file.
+        let chain = oss.replace(
+            "[[queue]]",
+            "[store.credentials]\nsource = \"default\"\n\n[[queue]]",
+        );
+        let loaded = load_text(file(), &chain, &env(&[])).unwrap();
+        assert!(loaded.config.store.access_key_id.is_empty());
+    }
 }

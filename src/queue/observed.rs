@@ -51,6 +51,10 @@ impl Store for ObservedStore {
         self.inner.atomic_conditional_copy()
     }
 
+    fn credential_status(&self) -> Option<crate::store::credentials::CredentialStatus> {
+        self.inner.credential_status()
+    }
+
     async fn list(&self, req: &ListRequest) -> Result<ListPage> {
         let sent = Instant::now();
         self.observe(sent, self.inner.list(req).await)

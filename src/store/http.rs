@@ -166,11 +166,6 @@ impl<D: Dialect> HttpStore<D> {
         })
     }
 
-    /// Where the keys in use came from and when they expire, once fetched (for `doctor`).
-    pub fn credential_status(&self) -> Option<CredentialStatus> {
-        self.transport.credential_status()
-    }
-
     /// The request builder, for tests that check what is sent.
     pub fn requests(&self) -> &D {
         &self.requests
@@ -194,6 +189,10 @@ impl<D: Dialect> Store for HttpStore<D> {
 
     fn atomic_conditional_copy(&self) -> bool {
         D::ATOMIC_CONDITIONAL_COPY
+    }
+
+    fn credential_status(&self) -> Option<CredentialStatus> {
+        self.transport.credential_status()
     }
 
     async fn list(&self, req: &ListRequest) -> Result<ListPage> {

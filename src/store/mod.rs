@@ -406,6 +406,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The store's current time (the `Date` header of a cheap request).
     async fn now(&self) -> Result<SystemTime>;
 
+    /// Where the keys in use came from and when they expire (HTTP stores, once a request
+    /// fetched them); `None` for stores that need no keys.
+    fn credential_status(&self) -> Option<credentials::CredentialStatus> {
+        None
+    }
+
     /// Bucket versioning state. Backends without versioning answer [`Versioning::Never`].
     async fn versioning(&self) -> Result<Versioning> {
         Ok(Versioning::Never)

@@ -35,7 +35,8 @@ pub fn bucketq(dir: &Path) -> Command {
         cmd.env_remove(var);
     }
     for (name, _) in std::env::vars() {
-        if name.starts_with("BUCKETQ_") && name.contains("__") {
+        let cloud = name.starts_with("ALIBABA_CLOUD_") || name.starts_with("AWS_");
+        if (name.starts_with("BUCKETQ_") && name.contains("__")) || cloud {
             cmd.env_remove(name);
         }
     }

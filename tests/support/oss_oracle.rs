@@ -153,6 +153,11 @@ impl Oracle {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The file the keys are read from (a fake STS may write it as it issues keys).
+    pub fn keys_file(&self) -> PathBuf {
+        self.keys_file.clone()
+    }
+
     /// Replace the keys it accepts (read again on every request).
     pub fn set_keys(&self, keys: &[Key]) {
         write_keys(&self.keys_file, keys);
@@ -241,7 +246,8 @@ impl Oracle {
     }
 }
 
-fn write_keys(path: &Path, keys: &[Key]) {
+/// Write `keys` to `path` atomically, in the oracle's format.
+pub fn write_keys(path: &Path, keys: &[Key]) {
     let list: Vec<Value> = keys
         .iter()
         .map(|k| json!({"id": k.id, "secret": k.secret, "token": k.token, "expires": k.expires}))
