@@ -10,7 +10,6 @@ mod conformance;
 mod oss_oracle;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use bucketq::config::{Addressing, StoreBackend, StoreConfig};
@@ -22,24 +21,8 @@ use oss_oracle::{oracle_python, Key, Options, Oracle, BUCKET, KEY_ID, SECRET};
 const ALIYUN_HOST: &str = "oss-cn-hangzhou.aliyuncs.com";
 const CNAME: &str = "tasks.files.example.test";
 
-/// A CA and a server certificate for the Alibaba endpoint's names and the custom domain.
-fn make_ca(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_test_ca.py");
-    let out = Command::new(oracle_python())
-        .arg(script)
-        .arg(dir)
-        .args([&format!("*.{ALIYUN_HOST}"), ALIYUN_HOST, CNAME])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "make_test_ca.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn tls_oracle(dir: &Path) -> Oracle {
-    make_ca(dir);
+    oss_oracle::make_test_ca(dir, &[&format!("*.{ALIYUN_HOST}"), ALIYUN_HOST, CNAME]);
     Oracle::start(
         &[Key::long_lived()],
         Options {

@@ -256,3 +256,20 @@ pub fn write_keys(path: &Path, keys: &[Key]) {
     std::fs::write(&tmp, serde_json::to_vec(&list).expect("json")).expect("write keys");
     std::fs::rename(&tmp, path).expect("replace keys");
 }
+
+/// Write a CA (`ca.pem`) and a server certificate it signed for `names` and 127.0.0.1
+/// (`server.pem`, `server.key`) into `dir`, for an oracle serving TLS.
+pub fn make_test_ca(dir: &Path, names: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_test_ca.py");
+    let out = Command::new(oracle_python())
+        .arg(script)
+        .arg(dir)
+        .args(names)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "make_test_ca.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
