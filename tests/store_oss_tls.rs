@@ -16,7 +16,7 @@ use bucketq::config::{Addressing, StoreBackend, StoreConfig};
 use bucketq::secret::Secret;
 use bucketq::store::oss::OssStore;
 use bucketq::store::{ListRequest, Op, RequestStats, Store, StoreError};
-use oss_oracle::{oracle_python, Key, Options, Oracle, BUCKET, KEY_ID, SECRET};
+use oss_oracle::{Key, Options, Oracle, BUCKET, KEY_ID, SECRET};
 
 const ALIYUN_HOST: &str = "oss-cn-hangzhou.aliyuncs.com";
 const CNAME: &str = "tasks.files.example.test";
