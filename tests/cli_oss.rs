@@ -269,6 +269,15 @@ fn oss_flows_v1_sts_token() {
     flows_with("v1", sts_key());
 }
 
+/// `bucketq enqueue q --json {"i":N}` for N below `count`.
+fn enqueue_numbered(dir: &Path, config: &Path, key: &Key, count: usize) {
+    for i in 0..count {
+        let out =
+            run(cli(dir, config, key).args(["enqueue", "q", "--json", &format!("{{\"i\":{i}}}")]));
+        assert_eq!(out.code, 0, "{}", out.all());
+    }
+}
+
 /// Requests the oracle saw from bucketq.
 fn bucketq_requests(oracle: &Oracle) -> usize {
     oracle
@@ -288,15 +297,7 @@ fn refused_claims_back_off_and_resume_once_the_store_takes_them() {
     let key = Key::long_lived();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config(dir.path(), &oracle, "v4");
-    for i in 0..30 {
-        let out = run(cli(dir.path(), &config, &key).args([
-            "enqueue",
-            "q",
-            "--json",
-            &format!("{{\"i\":{i}}}"),
-        ]));
-        assert_eq!(out.code, 0, "{}", out.all());
-    }
+    enqueue_numbered(dir.path(), &config, &key, 30);
     oracle.refuse_copies(Some((403, "AccessDenied")));
     let before = bucketq_requests(&oracle);
     let mut daemon = Daemon::start(cli(dir.path(), &config, &key).arg("run"));
@@ -370,15 +371,7 @@ fn a_claim_no_retry_can_pass_stops_the_worker_with_69() {
     let key = Key::long_lived();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config(dir.path(), &oracle, "v4");
-    for i in 0..5 {
-        let out = run(cli(dir.path(), &config, &key).args([
-            "enqueue",
-            "q",
-            "--json",
-            &format!("{{\"i\":{i}}}"),
-        ]));
-        assert_eq!(out.code, 0, "{}", out.all());
-    }
+    enqueue_numbered(dir.path(), &config, &key, 5);
     oracle.refuse_copies(Some((411, "MissingContentLength")));
     let mut daemon = Daemon::start(cli(dir.path(), &config, &key).arg("run"));
     assert_eq!(

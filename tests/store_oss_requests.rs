@@ -30,8 +30,9 @@ const KEY_ID: &str = "LTAI5tFakeKeyId";
 const SECRET: &str = "FakeOssSecret0123456789abcdef";
 const REGION: &str = "cn-hangzhou";
 
-fn store_for(server: &FakeServer, signature: OssSignature) -> (OssStore, Arc<RequestStats>) {
-    let cfg = StoreConfig {
+/// `[store]` for the canned server, signed as `signature`, addressed as `addressing`.
+fn config_for(server: &FakeServer, signature: OssSignature, addressing: Addressing) -> StoreConfig {
+    StoreConfig {
         kind: StoreBackend::Oss,
         endpoint: Some(server.endpoint()),
         bucket: BUCKET.into(),
@@ -39,11 +40,15 @@ fn store_for(server: &FakeServer, signature: OssSignature) -> (OssStore, Arc<Req
         access_key_id: Secret::new(KEY_ID),
         access_key_secret: Secret::new(SECRET),
         signature,
-        // The canned server stands for a custom domain bound to the bucket; an IP endpoint
-        // would otherwise be addressed path-style (see `an_ip_endpoint_is_addressed_path_style`).
-        addressing: Addressing::Cname,
+        addressing,
         ..StoreConfig::default()
-    };
+    }
+}
+
+fn store_for(server: &FakeServer, signature: OssSignature) -> (OssStore, Arc<RequestStats>) {
+    // The canned server stands for a custom domain bound to the bucket; an IP endpoint would
+    // otherwise be addressed path-style (see `an_ip_endpoint_is_addressed_path_style`).
+    let cfg = config_for(server, signature, Addressing::Cname);
     let transport = TransportConfig {
         retry: RetryPolicy {
             max_retries: 3,
@@ -693,16 +698,7 @@ async fn an_ip_endpoint_is_addressed_path_style() {
     })
     .await;
     for signature in [OssSignature::V4, OssSignature::V1] {
-        let cfg = StoreConfig {
-            kind: StoreBackend::Oss,
-            endpoint: Some(server.endpoint()),
-            bucket: BUCKET.into(),
-            region: Some(REGION.into()),
-            access_key_id: Secret::new(KEY_ID),
-            access_key_secret: Secret::new(SECRET),
-            signature,
-            ..StoreConfig::default()
-        };
+        let cfg = config_for(&server, signature, Addressing::Auto);
         let store = OssStore::from_config(&cfg, Arc::new(RequestStats::default())).expect("opens");
         store
             .put(

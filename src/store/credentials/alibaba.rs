@@ -23,45 +23,6 @@ const STS_GLOBAL: &str = "https://sts.aliyuncs.com";
 /// The STS API version every call names.
 const STS_VERSION: &str = "2015-04-01";
 
-/// `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `ALIBABA_CLOUD_SECURITY_TOKEN`.
-#[derive(Debug)]
-pub struct Env {
-    env: BTreeMap<String, String>,
-}
-
-impl Env {
-    /// The variables of `env`.
-    pub fn new(env: &BTreeMap<String, String>) -> Self {
-        Env { env: env.clone() }
-    }
-}
-
-#[async_trait]
-impl Provider for Env {
-    async fn fetch(&self, _now: SystemTime) -> Result<Identity, CredentialError> {
-        const NAME: &str = "environment";
-        let var = |n: &str| self.env.get(n).filter(|v| !v.is_empty());
-        match (
-            var("ALIBABA_CLOUD_ACCESS_KEY_ID"),
-            var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
-        ) {
-            (Some(id), Some(secret)) => Ok(Identity {
-                credentials: Credentials {
-                    access_key_id: id.clone(),
-                    secret: Secret::new(secret),
-                    security_token: var("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new),
-                },
-                expires: None,
-                source: "environment (ALIBABA_CLOUD_ACCESS_KEY_ID)".into(),
-            }),
-            _ => Err(CredentialError::not_configured(
-                NAME,
-                "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET are not both set",
-            )),
-        }
-    }
-}
-
 /// The STS endpoint: configured, else regional when `ALIBABA_CLOUD_STS_REGION` says so
 /// (`sts-vpc.` with `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), else global.
 fn sts_endpoint(endpoints: &Endpoints, env: &BTreeMap<String, String>) -> String {

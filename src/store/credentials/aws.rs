@@ -15,41 +15,6 @@ use crate::config::StoreConfig;
 use crate::secret::Secret;
 use crate::store::sign::Credentials;
 
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
-#[derive(Debug)]
-pub struct Env {
-    env: BTreeMap<String, String>,
-}
-
-impl Env {
-    /// The variables of `env`.
-    pub fn new(env: &BTreeMap<String, String>) -> Self {
-        Env { env: env.clone() }
-    }
-}
-
-#[async_trait]
-impl Provider for Env {
-    async fn fetch(&self, _now: SystemTime) -> Result<Identity, CredentialError> {
-        let var = |n: &str| self.env.get(n).filter(|v| !v.is_empty());
-        match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-            (Some(id), Some(secret)) => Ok(Identity {
-                credentials: Credentials {
-                    access_key_id: id.clone(),
-                    secret: Secret::new(secret),
-                    security_token: var("AWS_SESSION_TOKEN").map(Secret::new),
-                },
-                expires: None,
-                source: "environment (AWS_ACCESS_KEY_ID)".into(),
-            }),
-            _ => Err(CredentialError::not_configured(
-                "environment",
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set",
-            )),
-        }
-    }
-}
-
 /// The text of the first `<tag>` element of an XML answer.
 fn xml_text(body: &str, tag: &str) -> Option<String> {
     use quick_xml::events::Event;

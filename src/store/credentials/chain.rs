@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::fetch::Endpoints;
-use super::{alibaba, aws, Cloud, CredentialError, Identity, Provider};
+use super::{alibaba, aws, Cloud, CredentialError, EnvKeys, Identity, Provider};
 use crate::config::StoreConfig;
 
 /// Sources tried in order until one gives keys.
@@ -62,7 +62,7 @@ pub fn default_chain(
     let mut links: Vec<Arc<dyn Provider>> = Vec::new();
     match cloud {
         Cloud::Alibaba => {
-            links.push(Arc::new(alibaba::Env::new(env)));
+            links.push(Arc::new(EnvKeys::new(cloud, env)));
             if let Ok(oidc) = alibaba::Oidc::from_config(cfg, env, endpoints) {
                 if set("ALIBABA_CLOUD_OIDC_TOKEN_FILE") || cfg.credentials.oidc_token_file.is_some()
                 {
@@ -87,7 +87,7 @@ pub fn default_chain(
             }
         }
         Cloud::Aws => {
-            links.push(Arc::new(aws::Env::new(env)));
+            links.push(Arc::new(EnvKeys::new(cloud, env)));
             links.push(Arc::new(aws::Profile::new(cfg, env, endpoints)));
             if let Ok(web) = aws::WebIdentity::from_config(cfg, env, endpoints) {
                 if set("AWS_WEB_IDENTITY_TOKEN_FILE") || cfg.credentials.oidc_token_file.is_some() {

@@ -122,6 +122,60 @@ impl Provider for StaticKeys {
     }
 }
 
+/// A cloud's key variables (`ALIBABA_CLOUD_ACCESS_KEY_ID`… or `AWS_ACCESS_KEY_ID`…), the first
+/// step of both default chains; both the id and the secret must be set, as in the SDKs.
+#[derive(Debug)]
+pub struct EnvKeys {
+    /// The id, secret and token variables.
+    names: [&'static str; 3],
+    env: std::collections::BTreeMap<String, String>,
+}
+
+impl EnvKeys {
+    /// The variables of `cloud`, read from `env`.
+    pub(crate) fn new(cloud: Cloud, env: &std::collections::BTreeMap<String, String>) -> Self {
+        let names = match cloud {
+            Cloud::Alibaba => [
+                "ALIBABA_CLOUD_ACCESS_KEY_ID",
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                "ALIBABA_CLOUD_SECURITY_TOKEN",
+            ],
+            Cloud::Aws => [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+            ],
+        };
+        EnvKeys {
+            names,
+            env: env.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for EnvKeys {
+    async fn fetch(&self, _now: SystemTime) -> Result<Identity, CredentialError> {
+        let var = |n: &str| self.env.get(n).filter(|v| !v.is_empty());
+        let [id_var, secret_var, token_var] = self.names;
+        match (var(id_var), var(secret_var)) {
+            (Some(id), Some(secret)) => Ok(Identity {
+                credentials: Credentials {
+                    access_key_id: id.clone(),
+                    secret: crate::secret::Secret::new(secret),
+                    security_token: var(token_var).map(crate::secret::Secret::new),
+                },
+                expires: None,
+                source: format!("environment ({id_var})"),
+            }),
+            _ => Err(CredentialError::not_configured(
+                "environment",
+                format!("{id_var} and {secret_var} are not both set"),
+            )),
+        }
+    }
+}
+
 /// The clock refreshes are planned on; a test passes its own.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
