@@ -13,7 +13,7 @@ use rand::Rng;
 
 use super::fetch::{excerpt, field, send, Endpoints};
 use super::files::{self, home_file};
-use super::{parse_expiration, CredentialError, Identity, Provider};
+use super::{parse_expiration, read_token_file, session_name, CredentialError, Identity, Provider};
 use crate::config::StoreConfig;
 use crate::secret::Secret;
 use crate::store::sign::Credentials;
@@ -72,19 +72,6 @@ fn rpc_timestamp(now: SystemTime) -> String {
 fn nonce() -> String {
     let n: u128 = rand::thread_rng().gen();
     format!("{n:032x}")
-}
-
-fn session_name(configured: Option<&str>, now: SystemTime) -> String {
-    configured
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            let secs = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            format!("bucketq-{secs}")
-        })
 }
 
 /// The keys of an STS answer (`Credentials.{AccessKeyId, AccessKeySecret, SecurityToken,
@@ -301,15 +288,7 @@ impl Oidc {
 impl Provider for Oidc {
     async fn fetch(&self, now: SystemTime) -> Result<Identity, CredentialError> {
         const NAME: &str = "RRSA (AssumeRoleWithOIDC)";
-        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
-            CredentialError::failed(
-                NAME,
-                format!(
-                    "cannot read the OIDC token file {}: {e}",
-                    self.token_file.display()
-                ),
-            )
-        })?;
+        let token = read_token_file(NAME, &self.token_file)?;
         let form = [
             ("Action", "AssumeRoleWithOIDC".to_owned()),
             ("Format", "JSON".to_owned()),
@@ -317,7 +296,7 @@ impl Provider for Oidc {
             ("DurationSeconds", self.duration.as_secs().to_string()),
             ("RoleArn", self.role_arn.clone()),
             ("OIDCProviderArn", self.provider_arn.clone()),
-            ("OIDCToken", token.trim().to_owned()),
+            ("OIDCToken", token),
             (
                 "RoleSessionName",
                 session_name(self.session_name.as_deref(), now),

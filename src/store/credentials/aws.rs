@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::fetch::{excerpt, field, send, Answer, Endpoints};
 use super::files::{home_file, parse_ini};
-use super::{parse_expiration, CredentialError, Identity, Provider};
+use super::{parse_expiration, read_token_file, session_name, CredentialError, Identity, Provider};
 use crate::config::StoreConfig;
 use crate::secret::Secret;
 use crate::store::sign::Credentials;
@@ -164,29 +164,14 @@ impl WebIdentity {
 impl Provider for WebIdentity {
     async fn fetch(&self, now: SystemTime) -> Result<Identity, CredentialError> {
         const NAME: &str = "web identity (AssumeRoleWithWebIdentity)";
-        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
-            CredentialError::failed(
-                NAME,
-                format!(
-                    "cannot read the token file {}: {e}",
-                    self.token_file.display()
-                ),
-            )
-        })?;
-        let session = self.session_name.clone().unwrap_or_else(|| {
-            format!(
-                "bucketq-{}",
-                now.duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs()
-            )
-        });
+        let token = read_token_file(NAME, &self.token_file)?;
+        let session = session_name(self.session_name.as_deref(), now);
         let form = [
             ("Action", "AssumeRoleWithWebIdentity".to_owned()),
             ("Version", "2011-06-15".to_owned()),
             ("RoleArn", self.role_arn.clone()),
             ("RoleSessionName", session),
-            ("WebIdentityToken", token.trim().to_owned()),
+            ("WebIdentityToken", token),
             ("DurationSeconds", self.duration.as_secs().to_string()),
         ];
         let a = send(NAME, self.client.post(format!("{}/", self.sts)).form(&form)).await?;

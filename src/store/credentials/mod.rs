@@ -519,6 +519,35 @@ pub(crate) fn static_credentials(cfg: &StoreConfig) -> Result<Credentials, Store
     })
 }
 
+/// The web identity / OIDC token in `path`, read at every fetch (the platform rotates it).
+pub(crate) fn read_token_file(
+    source: &str,
+    path: &std::path::Path,
+) -> Result<String, CredentialError> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| {
+            CredentialError::failed(
+                source,
+                format!("cannot read the token file {}: {e}", path.display()),
+            )
+        })
+}
+
+/// The session name of an assumed role: the configured one, else `bucketq-<unix time>`.
+pub(crate) fn session_name(configured: Option<&str>, now: SystemTime) -> String {
+    configured
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let secs = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            format!("bucketq-{secs}")
+        })
+}
+
 /// `2026-12-04T08:00:00Z` (the STS and metadata services' `Expiration`) as a time.
 pub(crate) fn parse_expiration(source: &str, text: &str) -> Result<SystemTime, CredentialError> {
     humantime::parse_rfc3339(text.trim())
