@@ -591,3 +591,61 @@ async fn a_source_of_the_other_cloud_is_a_config_error() {
         .expect_err("wrong cloud");
     assert!(err.contains("AWS"), "{err}");
 }
+
+#[tokio::test]
+async fn aws_profile_role_arn_with_source_profile_assumes_the_role_with_signed_sts() {
+    let server = FakeServer::start(|req, _| {
+        let f = form(req);
+        assert_eq!(req.method, "POST");
+        assert_eq!(f.get("Action").map(String::as_str), Some("AssumeRole"));
+        assert_eq!(f.get("RoleArn").map(String::as_str), Some("arn:aws:iam::123:role/bq"));
+        assert_eq!(f.get("ExternalId").map(String::as_str), Some("ext"));
+        let auth = req.header("authorization").unwrap_or("");
+        if !auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIAsource/") || !auth.contains("/us-east-1/sts/aws4_request") {
+            return Reply::xml(403, "<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>bad signature scope</Message></Error></ErrorResponse>");
+        }
+        let hash = bucketq::store::sign::sha256_hex(&req.body);
+        assert_eq!(req.header("x-amz-content-sha256"), Some(hash.as_str()), "the body's hash is signed");
+        // The signature verifies against what arrived on the wire.
+        let headers: Vec<(&str, &str)> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| matches!(n.as_str(), "host" | "content-type"))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let parts = bucketq::store::sign::RequestParts { method: "POST", bucket: None, key: "", path: "/", query: &[], headers: &headers };
+        let date = req.header("x-amz-date").expect("x-amz-date");
+        let t = humantime::parse_rfc3339(&format!("{}-{}-{}T{}:{}:{}Z", &date[0..4], &date[4..6], &date[6..8], &date[9..11], &date[11..13], &date[13..15])).expect("date");
+        let creds = bucketq::store::sign::Credentials { access_key_id: "AKIAsource".into(), secret: Secret::new("source-secret"), security_token: None };
+        let expected = bucketq::store::sign::sigv4::sign(&parts, &creds, "us-east-1", "sts", &hash, t);
+        let expected = expected.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.as_str());
+        if expected != Some(auth) {
+            return Reply::xml(403, "<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>mismatch</Message></Error></ErrorResponse>");
+        }
+        Reply::xml(200, &format!("<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIArole</AccessKeyId><SecretAccessKey>ASIArole-secret</SecretAccessKey><SessionToken>ASIArole-token</SessionToken><Expiration>{}</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>", in_an_hour()))
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path().to_str().unwrap();
+    write(
+        home.path(),
+        ".aws/credentials",
+        "[src]\naws_access_key_id = AKIAsource\naws_secret_access_key = source-secret\n",
+    );
+    write(home.path(), ".aws/config", "[profile worker]\nrole_arn = arn:aws:iam::123:role/bq\nsource_profile = src\nexternal_id = ext\n[profile loop]\nrole_arn = arn:aws:iam::123:role/bq\nsource_profile = loop\n");
+    let mut cfg = store(StoreBackend::S3, CredentialSource::Profile);
+    cfg.credentials.sts_endpoint = Some(server.endpoint());
+    let identity = fetch(&cfg, &env(&[("HOME", h), ("AWS_PROFILE", "worker")]))
+        .await
+        .expect("keys");
+    assert_keys(&identity, "ASIArole");
+    assert!(
+        identity.source.contains("AssumeRole") && identity.source.contains("src"),
+        "{}",
+        identity.source
+    );
+    let err = fetch(&cfg, &env(&[("HOME", h), ("AWS_PROFILE", "loop")]))
+        .await
+        .expect_err("a loop");
+    assert!(err.contains("itself"), "{err}");
+}

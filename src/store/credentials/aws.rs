@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -142,13 +143,7 @@ impl WebIdentity {
         duration: Duration,
         endpoints: &Endpoints,
     ) -> Self {
-        let sts = endpoints
-            .sts
-            .clone()
-            .unwrap_or_else(|| match &endpoints.region {
-                Some(r) => format!("https://sts.{r}.amazonaws.com"),
-                None => "https://sts.amazonaws.com".to_owned(),
-            });
+        let sts = sts_endpoint(endpoints);
         WebIdentity {
             role_arn,
             token_file,
@@ -177,6 +172,133 @@ impl Provider for WebIdentity {
         let a = send(NAME, self.client.post(format!("{}/", self.sts)).form(&form)).await?;
         sts_xml_identity(NAME, &a, format!("web identity role {}", self.role_arn))
     }
+}
+
+/// STS `AssumeRole`, signed (SigV4, service `sts`) with the source keys: what a profile with
+/// `role_arn` and `source_profile` or `credential_source` means.
+#[derive(Debug)]
+pub struct AssumeRole {
+    source: Arc<dyn Provider>,
+    role_arn: String,
+    session_name: Option<String>,
+    external_id: Option<String>,
+    duration: Duration,
+    sts: String,
+    region: String,
+    client: reqwest::Client,
+}
+
+impl AssumeRole {
+    fn new(
+        source: Arc<dyn Provider>,
+        role_arn: String,
+        profile: &BTreeMap<String, String>,
+        duration: Duration,
+        endpoints: &Endpoints,
+    ) -> Self {
+        AssumeRole {
+            source,
+            role_arn,
+            session_name: profile.get("role_session_name").cloned(),
+            external_id: profile.get("external_id").cloned(),
+            duration: profile
+                .get("duration_seconds")
+                .and_then(|d| d.parse().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(duration)
+                .max(Duration::from_secs(900)),
+            sts: sts_endpoint(endpoints),
+            region: endpoints
+                .region
+                .clone()
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            client: endpoints.service_client(),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for AssumeRole {
+    async fn fetch(&self, now: SystemTime) -> Result<Identity, CredentialError> {
+        const NAME: &str = "STS AssumeRole";
+        let source = self.source.fetch(now).await?;
+        let mut form = vec![
+            ("Action", "AssumeRole".to_owned()),
+            ("Version", "2011-06-15".to_owned()),
+            ("RoleArn", self.role_arn.clone()),
+            (
+                "RoleSessionName",
+                session_name(self.session_name.as_deref(), now),
+            ),
+            ("DurationSeconds", self.duration.as_secs().to_string()),
+        ];
+        if let Some(id) = self.external_id.as_deref().filter(|s| !s.is_empty()) {
+            form.push(("ExternalId", id.to_owned()));
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let url = reqwest::Url::parse(&format!("{}/", self.sts)).map_err(|e| {
+            CredentialError::failed(NAME, format!("bad STS endpoint {}: {e}", self.sts))
+        })?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => {
+                return Err(CredentialError::failed(
+                    NAME,
+                    "the STS endpoint has no host",
+                ))
+            }
+        };
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let headers = [("host", host.as_str()), ("content-type", content_type)];
+        let parts = crate::store::sign::RequestParts {
+            method: "POST",
+            bucket: None,
+            key: "",
+            path: "/",
+            query: &[],
+            headers: &headers,
+        };
+        let payload = crate::store::sign::sha256_hex(body.as_bytes());
+        let signed = crate::store::sign::sigv4::sign(
+            &parts,
+            &source.credentials,
+            &self.region,
+            "sts",
+            &payload,
+            now,
+        );
+        let mut req = self
+            .client
+            .post(url)
+            .header("content-type", content_type)
+            .body(body);
+        for (name, value) in signed {
+            req = req.header(name, value);
+        }
+        let a = send(NAME, req).await?;
+        sts_xml_identity(
+            NAME,
+            &a,
+            format!(
+                "STS AssumeRole {} (source: {})",
+                self.role_arn, source.source
+            ),
+        )
+    }
+}
+
+/// The STS endpoint: configured, else regional for a known region, else global.
+fn sts_endpoint(endpoints: &Endpoints) -> String {
+    endpoints
+        .sts
+        .clone()
+        .unwrap_or_else(|| match &endpoints.region {
+            Some(r) => format!("https://sts.{r}.amazonaws.com"),
+            None => "https://sts.amazonaws.com".to_owned(),
+        })
 }
 
 /// ECS/EKS container credentials: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (on
@@ -454,6 +576,44 @@ impl Provider for Profile {
                 source: label,
             });
         }
+        if let (Some(role), Some(source_name)) = (get("role_arn"), get("source_profile")) {
+            if source_name == self.name {
+                return Err(CredentialError::failed(
+                    NAME,
+                    format!("{label}: source_profile names the profile itself"),
+                ));
+            }
+            let source = Profile {
+                name: source_name,
+                env: self.env.clone(),
+                endpoints: self.endpoints.clone(),
+                duration: self.duration,
+            };
+            let provider = AssumeRole::new(
+                Arc::new(source),
+                role,
+                &merged,
+                self.duration,
+                &self.endpoints,
+            );
+            let mut identity = provider.fetch(now).await?;
+            identity.source = format!("{} via {label}", identity.source);
+            return Ok(identity);
+        }
+        if let (Some(role), Some(credential_source)) = (get("role_arn"), get("credential_source")) {
+            let source: Arc<dyn Provider> = match credential_source.as_str() {
+                "Environment" => Arc::new(super::EnvKeys::new(super::Cloud::Aws, &self.env)),
+                "Ec2InstanceMetadata" => Arc::new(Imds::with_env(None, &self.env, &self.endpoints)),
+                "EcsContainer" => Arc::new(Container::from_env(&self.env, &self.endpoints)?),
+                other => {
+                    return Err(CredentialError::failed(NAME, format!("{label}: credential_source {other:?} is not Environment, Ec2InstanceMetadata or EcsContainer")))
+                }
+            };
+            let provider = AssumeRole::new(source, role, &merged, self.duration, &self.endpoints);
+            let mut identity = provider.fetch(now).await?;
+            identity.source = format!("{} via {label}", identity.source);
+            return Ok(identity);
+        }
         if let (Some(role), Some(token_file)) = (get("role_arn"), get("web_identity_token_file")) {
             let provider = WebIdentity::with(
                 role,
@@ -468,7 +628,7 @@ impl Provider for Profile {
         }
         Err(CredentialError::failed(
             NAME,
-            format!("{label} has neither aws_access_key_id + aws_secret_access_key nor role_arn + web_identity_token_file (source_profile, credential_source and credential_process are not read by bucketq)"),
+            format!("{label} has neither aws_access_key_id + aws_secret_access_key nor role_arn with source_profile, credential_source or web_identity_token_file (credential_process and SSO are not read by bucketq)"),
         ))
     }
 }
