@@ -156,3 +156,34 @@ fn wrong_keys_exit_77_naming_what_to_check() {
     );
     assert!(!out.contains(wrong), "the secret reached the log");
 }
+
+#[test]
+fn a_default_chain_that_finds_nothing_exits_77_listing_what_it_tried() {
+    let oracle = Oracle::plain();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config(
+        dir.path(),
+        &format!("endpoint = \"{}\"\nregion = \"cn-hangzhou\"\n\n[store.credentials]\nsource = \"default\"\nmetadata_endpoint = \"http://127.0.0.1:9\"", oracle.endpoint()),
+    );
+    let mut daemon = Daemon::start(
+        bucketq(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("HOME", dir.path())
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
+    );
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(20)),
+        EX_NOPERM,
+        "{}",
+        daemon.output()
+    );
+    let out = daemon.output();
+    assert!(
+        out.contains("ALIBABA_CLOUD_ACCESS_KEY_ID") && out.contains("config.json"),
+        "{out}"
+    );
+    assert!(out.contains("store.credentials"), "the hint: {out}");
+    assert!(oracle.log().is_empty(), "nothing was sent unsigned");
+}

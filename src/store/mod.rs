@@ -327,6 +327,9 @@ impl StoreError {
             "RequestTimeTooSkewed" => {
                 "this host's clock is off from the store's by more than 15 minutes; fix the time (NTP)"
             }
+            credentials::NO_CREDENTIALS => {
+                "give store.access_key_id and store.access_key_secret, or set up the source store.credentials.source names (see the README's [store.credentials])"
+            }
             "InvalidToken" | "InvalidSecurityToken" | "InvalidSecurity" | "ExpiredToken"
             | "SecurityTokenExpired" | "TokenRefreshRequired" | "MissingSecurityHeader" => {
                 "check store.security_token: temporary (STS) keys need their current token"

@@ -35,6 +35,9 @@ use crate::config::{CredentialSource, StoreBackend, StoreConfig};
 
 pub use fetch::Endpoints;
 
+/// The code of the error a store reports when no credential source is set up.
+pub const NO_CREDENTIALS: &str = "NoCredentials";
+
 /// Lower and upper bound of the pause between failed refreshes.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
@@ -280,7 +283,19 @@ impl CredentialCache {
             None => "no credentials yet".to_owned(),
         };
         let expired = state.current.is_some();
+        let nowhere = matches!(
+            state.last_error,
+            Some(CredentialError::NotConfigured { .. })
+        );
         drop(state);
+        if nowhere && !expired {
+            // No source is set up at all: an operator's fix, not a wait.
+            return StoreError::Unauthenticated {
+                key: String::new(),
+                code: NO_CREDENTIALS.to_owned(),
+                message: format!("no keys for the store: {reason}"),
+            };
+        }
         StoreError::Transient {
             key: String::new(),
             op: Op::Credentials,

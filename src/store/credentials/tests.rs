@@ -209,3 +209,17 @@ fn rpc_signature_matches_alibabas_published_example() {
         "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
     );
 }
+
+#[tokio::test]
+async fn no_source_set_up_is_an_operator_error_not_a_wait() {
+    let f = Fixture::new(vec![Err(CredentialError::not_configured(
+        "default chain",
+        "no source gave keys",
+    ))]);
+    let err = f.id().await.expect_err("nothing set up");
+    assert!(err.is_auth() && !err.is_transient(), "{err:?}");
+    assert!(err
+        .credential_hint()
+        .expect("hint")
+        .contains("store.credentials"));
+}
