@@ -110,7 +110,8 @@ impl CliError {
         }
     }
 
-    /// The message and its causes on one line, each cause once.
+    /// The message and its causes on one line, each cause once, and what to check when the
+    /// store refused the credentials.
     pub fn report(&self) -> String {
         let mut out = self.to_string();
         let mut source = self.source();
@@ -123,7 +124,23 @@ impl CliError {
             }
             source = cause.source();
         }
+        if let Some(hint) = self.store_error().and_then(StoreError::credential_hint) {
+            if !out.contains(hint) {
+                out.push_str("; ");
+                out.push_str(hint);
+            }
+        }
         out
+    }
+
+    /// The store error underneath, if the failure was the store's.
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            CliError::Store { source, .. } => Some(source),
+            CliError::Admin(e) => e.store_error(),
+            CliError::Worker(WorkerError::Store(e) | WorkerError::Auth(e)) => Some(e),
+            _ => None,
+        }
     }
 }
 

@@ -100,7 +100,7 @@ fn check_store(store: &StoreConfig, out: &mut Problems) {
         out.add(
             "store.access_key_secret",
             format!(
-                "required for kind = \"{kind}\"; set it with BUCKETQ_STORE__ACCESS_KEY_SECRET{} (an environment file keeps it out of the config)",
+                "required for kind = \"{kind}\"; set it with BUCKETQ_STORE__ACCESS_KEY_SECRET{} or {keys_hint} (an environment file keeps it out of the config)",
                 fc_hint("OSS_SECRET")
             ),
         );
