@@ -117,13 +117,32 @@ impl LogSettings {
     }
 }
 
+/// stderr, where a failed write counts as written: logging must never stop the daemon.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 /// Install the global subscriber writing to stderr.
 pub fn init(settings: &LogSettings, default_filter: &str) -> Result<LogFormat, LoggingError> {
     let format = settings.log_format()?;
     let filter = settings.env_filter(default_filter)?;
+    // A log line that cannot be written (stderr closed: `bucketq run 2>&1 | head -1`, a gone
+    // journal) is dropped. tracing's default reports such a failure with `eprintln!`, which
+    // panics on the same closed stderr and took the daemon down.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false);
     let installed = match format {
         LogFormat::Json => builder
             .json()

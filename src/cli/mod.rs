@@ -12,6 +12,7 @@ mod output;
 mod run;
 mod status;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -176,7 +177,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("bucketq: {}", e.report());
+            // Not `eprintln!`, which panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "bucketq: {}", e.report());
             ExitCode::from(e.exit_code())
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +43,11 @@ pub async fn run(
     single_worker: bool,
     notifier: Option<SdNotify>,
 ) -> Result<ExitCode, CliError> {
+    // First of all: SIGHUP's default action kills the process, leaving its locks to expire
+    // and their tasks to run twice. Terminals, log-rotation habits and `systemctl reload` send
+    // it; it must never stop the daemon.
+    let signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|source| CliError::Runtime { source })?;
     let config = Arc::new(loaded.config.clone());
     let stats = Arc::new(RequestStats::default());
     let store = open(&config.store, Arc::clone(&stats)).map_err(|source| CliError::Store {
@@ -70,7 +75,6 @@ pub async fn run(
         tokio::spawn(async move { n.run_watchdog(stop).await });
     }
     let shutdown = Shutdown::default();
-    let signals = Signals::new([SIGTERM, SIGINT]).map_err(|source| CliError::Runtime { source })?;
     tokio::spawn(watch_signals(
         signals,
         shutdown.clone(),
@@ -142,7 +146,7 @@ async fn seed_demo_task(store: &dyn Store, loaded: &LoadedConfig) -> Result<(), 
 }
 
 /// First SIGTERM/SIGINT: drain. Second: abort, and exit shortly after even if the engine
-/// does not return.
+/// does not return. SIGHUP: logged, nothing else.
 async fn watch_signals(
     mut signals: Signals,
     shutdown: Shutdown,
@@ -151,6 +155,13 @@ async fn watch_signals(
 ) {
     let mut seen = 0;
     while let Some(signal) = signals.next().await {
+        if signal == SIGHUP {
+            tracing::warn!(
+                signal,
+                "SIGHUP received: carrying on with the configuration bucketq started with (live reload is not supported yet; restart to apply changes)"
+            );
+            continue;
+        }
         seen += 1;
         if seen == 1 {
             tracing::info!(

@@ -1,0 +1,139 @@
+//! What must never stop the daemon, with the real binary on the local store: SIGHUP (from a
+//! terminal, log rotation or `systemctl reload`) and a closed log pipe
+//! (`bucketq run 2>&1 | head -1`). Each task still runs exactly once, and SIGTERM still drains.
+
+mod cli_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cli_support::{bucketq, local_config, run, Daemon};
+
+/// An exec queue whose handler appends one line per run to `runs.log` and takes `secs`.
+fn exec_queue(dir: &std::path::Path, secs: f32) -> String {
+    let log = dir.join("runs.log");
+    format!(
+        "[[queue]]\nname = \"q\"\nprefix = \"q/\"\ntimeout = \"4s\"\nhandler = {{ type = \"exec\", command = [\"/bin/sh\", \"-c\", \"echo \\\"$BUCKETQ_KEY\\\" >> {}; sleep {secs}\"] }}\n",
+        log.display()
+    )
+}
+
+fn runs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn enqueue(dir: &std::path::Path, config: &std::path::Path, n: usize) {
+    for i in 0..n {
+        let out = run(bucketq(dir).arg("--config").arg(config).args([
+            "enqueue",
+            "q",
+            "--json",
+            &format!("{{\"i\":{i}}}"),
+        ]));
+        assert_eq!(out.code, 0, "{}", out.all());
+    }
+}
+
+fn wait_runs(dir: &std::path::Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runs(dir).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} runs: {:?}",
+            runs(dir).len(),
+            runs(dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sighup_is_logged_and_the_daemon_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), &exec_queue(dir.path(), 1.5));
+    enqueue(dir.path(), &config, 3);
+    let mut daemon = Daemon::start(bucketq(dir.path()).arg("--config").arg(&config).arg("run"));
+    wait_runs(dir.path(), 1);
+    // Mid-task, twice: neither kills it nor counts as a stop request.
+    daemon.signal(libc::SIGHUP);
+    daemon.signal(libc::SIGHUP);
+    wait_runs(dir.path(), 3);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        daemon.child.try_wait().expect("try_wait").is_none(),
+        "SIGHUP stopped it:\n{}",
+        daemon.output()
+    );
+    assert!(
+        daemon.output().contains("SIGHUP received"),
+        "{}",
+        daemon.output()
+    );
+    let mut seen = runs(dir.path());
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "each task ran once: {:?}", runs(dir.path()));
+    assert_eq!(
+        runs(dir.path()).len(),
+        3,
+        "no task ran twice: {:?}",
+        runs(dir.path())
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        daemon.output()
+    );
+}
+
+#[test]
+fn a_closed_log_pipe_never_stops_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), &exec_queue(dir.path(), 0.1));
+    let mut child = bucketq(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("BUCKETQ_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bucketq starts");
+    // Read the first line, then close the pipe, as `| head -1` does.
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().expect("piped"))
+        .read_line(&mut first)
+        .expect("a first line");
+    assert!(first.contains("DEBUG") || first.contains("INFO"), "a log line: {first}");
+    enqueue(dir.path(), &config, 5);
+    wait_runs(dir.path(), 5);
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the daemon died with its log pipe"
+    );
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the child we spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop it");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a clean drain even without a log: {status}"
+    );
+    assert_eq!(runs(dir.path()).len(), 5);
+}
