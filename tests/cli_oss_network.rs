@@ -187,3 +187,51 @@ fn a_default_chain_that_finds_nothing_exits_77_listing_what_it_tried() {
     assert!(out.contains("store.credentials"), "the hint: {out}");
     assert!(oracle.log().is_empty(), "nothing was sent unsigned");
 }
+
+#[test]
+fn a_missing_bucket_is_named_and_exits_78() {
+    let oracle = Oracle::plain();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(config(
+        dir.path(),
+        &format!(
+            "endpoint = \"{}\"\nregion = \"cn-hangzhou\"",
+            oracle.endpoint()
+        ),
+    ))
+    .unwrap()
+    .replace(
+        &format!("bucket = \"{BUCKET}\""),
+        "bucket = \"no-such-bucket\"",
+    );
+    let config = write_file(dir.path(), "bucketq.toml", &text);
+    let mut daemon = Daemon::start(cli(dir.path(), &config, SECRET).arg("run"));
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(20)),
+        78,
+        "{}",
+        daemon.output()
+    );
+    let out = daemon.output();
+    assert!(
+        out.contains("bucket \"no-such-bucket\" does not exist"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("exclusive") && !out.contains("--single-worker"),
+        "not a probe failure: {out}"
+    );
+    let doctor = run(cli(dir.path(), &config, SECRET).arg("doctor"));
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("bucket"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("FAIL") && line.contains("does not exist"),
+        "{line}"
+    );
+    let status = run(cli(dir.path(), &config, SECRET).arg("status"));
+    assert_eq!(status.code, 78, "{}", status.all());
+}

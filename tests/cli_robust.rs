@@ -112,7 +112,10 @@ fn a_closed_log_pipe_never_stops_the_daemon() {
     BufReader::new(child.stderr.take().expect("piped"))
         .read_line(&mut first)
         .expect("a first line");
-    assert!(first.contains("DEBUG") || first.contains("INFO"), "a log line: {first}");
+    assert!(
+        first.contains("DEBUG") || first.contains("INFO"),
+        "a log line: {first}"
+    );
     enqueue(dir.path(), &config, 5);
     wait_runs(dir.path(), 5);
     assert!(

@@ -212,3 +212,23 @@ fn run_handles_tasks_on_s3_and_drains() {
     );
     assert_eq!(left.trim(), "0");
 }
+
+#[test]
+fn a_missing_bucket_is_named_and_exits_78_not_a_probe_failure() {
+    let s3 = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let config = s3.config(dir.path(), "bq-never-created", &log_queue("q"));
+    let mut daemon = Daemon::start(cli(dir.path(), &config, &s3, &s3.secret).arg("run"));
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        78,
+        "{}",
+        daemon.output()
+    );
+    let out = daemon.output();
+    assert!(
+        out.contains("bucket \"bq-never-created\" does not exist"),
+        "{out}"
+    );
+    assert!(!out.contains("--single-worker"), "{out}");
+}

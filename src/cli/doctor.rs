@@ -135,7 +135,11 @@ async fn check_access(r: &mut Report, loaded: &LoadedConfig, store: &dyn Store) 
             r.skip("credentials", "not checked: the bucket is missing");
             r.fail(
                 "bucket",
-                format!("{e}; create bucket {:?} or fix store.bucket", cfg.bucket),
+                match e {
+                    // Its message already says what to do.
+                    StoreError::NoSuchBucket { .. } => e.to_string(),
+                    _ => format!("{e}; create bucket {:?} or fix store.bucket", cfg.bucket),
+                },
                 EXIT_FAILURE,
             );
             false
@@ -168,7 +172,10 @@ fn describe_credentials(store: &dyn Store) -> String {
 }
 
 fn is_missing_bucket(e: &StoreError) -> bool {
-    matches!(e, StoreError::NotFound { .. }) || e.to_string().contains("NoSuchBucket")
+    matches!(
+        e,
+        StoreError::NotFound { .. } | StoreError::NoSuchBucket { .. }
+    )
 }
 
 fn check_clock(r: &mut Report, server_time: SystemTime) {

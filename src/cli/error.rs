@@ -144,10 +144,12 @@ impl CliError {
     }
 }
 
-/// 77 when the store refused who we are, else 1.
+/// 77 when the store refused who we are, 78 when the configured bucket does not exist, else 1.
 pub fn store_code(e: &StoreError) -> u8 {
     if e.is_auth() {
         EX_NOPERM
+    } else if matches!(e, StoreError::NoSuchBucket { .. }) {
+        EX_CONFIG
     } else {
         EXIT_FAILURE
     }

@@ -248,7 +248,13 @@ impl<D: Dialect> Store for HttpStore<D> {
 
     async fn now(&self) -> Result<SystemTime> {
         let resp = self.transport.send(&self.requests.clock()).await?;
-        D::server_time(&resp)
+        D::server_time(&resp).map_err(|e| match e {
+            StoreError::NoSuchBucket { message, .. } => StoreError::NoSuchBucket {
+                bucket: self.bucket.clone(),
+                message,
+            },
+            other => other,
+        })
     }
 
     async fn versioning(&self) -> Result<Versioning> {

@@ -190,6 +190,14 @@ pub enum StoreError {
         /// The key that exists.
         key: String,
     },
+    /// The bucket does not exist (`NoSuchBucket`): a configuration problem, never retried.
+    #[error("bucket {bucket:?} does not exist ({message}); create it, or fix store.bucket and store.endpoint")]
+    NoSuchBucket {
+        /// The bucket asked for.
+        bucket: String,
+        /// What the store said.
+        message: String,
+    },
     /// A precondition other than create-if-absent failed (source ETag changed, 412).
     #[error("{key}: precondition failed")]
     PreconditionFailed {

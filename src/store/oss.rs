@@ -156,10 +156,9 @@ impl Dialect for OssRequests {
             .and_then(super::xml::parse_oss_err_header)
             .filter(|e| e.code == "NoSuchBucket");
         if let Some(e) = missing_bucket {
-            return Err(StoreError::Unexpected {
-                key: String::new(),
-                op: Op::Head,
-                message: format!("the bucket does not exist ({}: {})", e.code, e.message),
+            return Err(StoreError::NoSuchBucket {
+                bucket: String::new(),
+                message: format!("{}: {}", e.code, e.message),
             });
         }
         resp.require_server_time(Op::Head, CLOCK_PROBE_KEY)

@@ -132,6 +132,7 @@ fn reveals_missing_primitive(e: &StoreError) -> bool {
         e,
         StoreError::Unsupported { .. }
             | StoreError::Unexpected { .. }
+            | StoreError::Refused { .. }
             | StoreError::PreconditionFailed { .. }
     )
 }

@@ -306,6 +306,12 @@ impl Transport {
                 }
             };
             match decision {
+                Decision::Fail(StoreError::NoSuchBucket { message, .. }) => {
+                    return Err(StoreError::NoSuchBucket {
+                        bucket: spec.bucket.clone().unwrap_or_default(),
+                        message,
+                    })
+                }
                 Decision::Fail(err) => return Err(settle(spec, err, maybe_applied)),
                 Decision::Retry {
                     message,

@@ -116,10 +116,10 @@ pub fn classify(
                 key: key.to_owned(),
             }),
         },
-        (_, "NoSuchBucket") => fail(StoreError::Unexpected {
-            key: key.to_owned(),
-            op,
-            message: format!("the bucket does not exist ({message})"),
+        // The transport names the bucket (see `super::decide`).
+        (_, "NoSuchBucket") => fail(StoreError::NoSuchBucket {
+            bucket: String::new(),
+            message,
         }),
         (404, _) | (_, "NoSuchKey") => fail(StoreError::NotFound {
             key: key.to_owned(),
@@ -342,8 +342,8 @@ mod tests {
         );
         let d = decide(404, Some("NoSuchBucket"), On412::default());
         match d {
-            Decision::Fail(StoreError::Unexpected { message, .. }) => {
-                assert!(message.contains("bucket does not exist"), "{message}")
+            Decision::Fail(e @ StoreError::NoSuchBucket { .. }) => {
+                assert!(e.to_string().contains("does not exist"), "{e}")
             }
             other => panic!("NoSuchBucket: {other:?}"),
         }
