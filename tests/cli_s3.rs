@@ -232,3 +232,85 @@ fn a_missing_bucket_is_named_and_exits_78_not_a_probe_failure() {
     );
     assert!(!out.contains("--single-worker"), "{out}");
 }
+
+#[test]
+fn a_task_key_too_long_for_failed_ends_in_failed_under_a_shortened_key() {
+    let s3 = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = s3.new_bucket("bq-cli-longkey");
+    let runs = dir.path().join("runs.log");
+    let queue = format!(
+        "[[queue]]\nname = \"q\"\nprefix = \"q/\"\ntimeout = \"3s\"\nmax_attempts = 2\nbackoff = \"100ms\"\nhandler = {{ type = \"exec\", command = [\"/bin/sh\", \"-c\", \"echo run >> {}; exit 1\"] }}\n",
+        runs.display()
+    );
+    let config = s3.config(dir.path(), &bucket, &queue);
+    // 1,020 bytes: valid on S3, but failed/ in front would make 1,027.
+    let key = format!("q/{}.task", "k".repeat(1013));
+    assert_eq!(key.len(), 1020);
+    s3.boto3(
+        &bucket,
+        &format!("s3.put_object(Bucket=bucket, Key={key:?}, Body=b'{{}}')"),
+    );
+    let mut daemon = Daemon::start(cli(dir.path(), &config, &s3, &s3.secret).arg("run"));
+    daemon.wait_for("the task moved to failed/", Duration::from_secs(60), |l| {
+        l.contains("attempt 2 of 2")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        daemon.output()
+    );
+    let ran = std::fs::read_to_string(&runs)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert_eq!(ran, 2, "max_attempts runs, no loop:\n{}", daemon.output());
+    assert!(
+        !daemon.output().contains("at most 1024 bytes"),
+        "{}",
+        daemon.output()
+    );
+    let keys = s3.boto3(
+        &bucket,
+        "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket=bucket).get('Contents', [])))",
+    );
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("failed/q/kkk") && keys[0].contains('~') && keys[0].len() <= 1024,
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_task_with_an_empty_id_is_seen_and_handled() {
+    let s3 = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = s3.new_bucket("bq-cli-emptyid");
+    let config = s3.config(dir.path(), &bucket, &log_queue("q"));
+    s3.boto3(
+        &bucket,
+        "s3.put_object(Bucket=bucket, Key='q/.task', Body=b'{\"empty\":\"id\"}')",
+    );
+    s3.boto3(&bucket, "s3.put_object(Bucket=bucket, Key='q/', Body=b'')");
+    let status = run(cli(dir.path(), &config, &s3, &s3.secret).args(["status", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        v[0]["pending"], 1,
+        "q/.task counts, the folder marker q/ does not: {v}"
+    );
+    let mut daemon = Daemon::start(cli(dir.path(), &config, &s3, &s3.secret).arg("run"));
+    daemon.wait_for("the task handled", Duration::from_secs(30), |l| {
+        l.contains("handled task") && l.contains("q/.task")
+    });
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        daemon.output()
+    );
+}

@@ -11,6 +11,9 @@
 /// Suffix of claimed tasks.
 pub const LOCK_SUFFIX: &str = ".lock";
 
+/// The longest key S3 and OSS store (bytes of UTF-8).
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// The key layout of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -46,16 +49,14 @@ impl Layout {
         let Some(rest) = key.strip_prefix(self.prefix.as_str()) else {
             return KeyKind::Other;
         };
+        // An empty id (`mail/.task`) is a task like any other: the suffix is never empty, so
+        // a folder marker (`mail/`) cannot be mistaken for one.
         if let Some(id) = rest.strip_suffix(LOCK_SUFFIX) {
-            if !id.is_empty() {
-                return KeyKind::Lock(id.to_owned());
-            }
+            return KeyKind::Lock(id.to_owned());
         }
         if self.suffix != LOCK_SUFFIX {
             if let Some(id) = rest.strip_suffix(self.suffix.as_str()) {
-                if !id.is_empty() {
-                    return KeyKind::Pending(id.to_owned());
-                }
+                return KeyKind::Pending(id.to_owned());
             }
         }
         KeyKind::Other
@@ -77,14 +78,40 @@ impl Layout {
         format!("{}{}{}", self.prefix, id, LOCK_SUFFIX)
     }
 
-    /// `F P I S`.
+    /// `F P I S`; see [`Layout::archived_key`] for a task key too long to fit.
     pub fn failed_key(&self, id: &str) -> String {
-        format!("{}{}", self.failed_prefix, self.pending_key(id))
+        self.archived_key(&self.failed_prefix, id)
     }
 
-    /// `D P I S`.
+    /// `D P I S`; see [`Layout::archived_key`].
     pub fn done_key(&self, id: &str) -> String {
-        format!("{}{}", self.done_prefix, self.pending_key(id))
+        self.archived_key(&self.done_prefix, id)
+    }
+
+    /// `<archive> P I S`, within [`MAX_KEY_BYTES`]. A task key can be up to 1024 bytes, and
+    /// prefixing it would make a key no store accepts: the move could never succeed, and the
+    /// task would be reaped and run again for ever. Such an id keeps as many of its first bytes
+    /// as fit and ends in `~` and 16 hex digits of its MD5, so the archived key is still of
+    /// this queue, stable, and distinct for distinct ids.
+    pub fn archived_key(&self, archive: &str, id: &str) -> String {
+        let full = format!("{archive}{}", self.pending_key(id));
+        if full.len() <= MAX_KEY_BYTES {
+            return full;
+        }
+        use md5::{Digest, Md5};
+        let digest = Md5::digest(id.as_bytes());
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let fixed = archive.len() + self.prefix.len() + self.suffix.len() + 1 + tag.len();
+        let mut keep = MAX_KEY_BYTES.saturating_sub(fixed).min(id.len());
+        while !id.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        format!(
+            "{archive}{}{}~{tag}{}",
+            self.prefix,
+            &id[..keep],
+            self.suffix
+        )
     }
 
     /// The prefix under which this queue's failed tasks lie (`F P`).
@@ -97,7 +124,6 @@ impl Layout {
         key.strip_prefix(self.failed_prefix.as_str())
             .and_then(|rest| rest.strip_prefix(self.prefix.as_str()))
             .and_then(|rest| rest.strip_suffix(self.suffix.as_str()))
-            .filter(|id| !id.is_empty())
             .map(str::to_owned)
     }
 }
@@ -121,7 +147,9 @@ mod tests {
         assert_eq!(l.classify("mail/42.task"), KeyKind::Pending("42".into()));
         assert_eq!(l.classify("mail/42.lock"), KeyKind::Lock("42".into()));
         assert_eq!(l.classify("mail/a/b.task"), KeyKind::Pending("a/b".into()));
-        assert_eq!(l.classify("mail/.task"), KeyKind::Other);
+        assert_eq!(l.classify("mail/.task"), KeyKind::Pending(String::new()));
+        assert_eq!(l.classify("mail/.lock"), KeyKind::Lock(String::new()));
+        assert_eq!(l.classify("mail/"), KeyKind::Other, "a folder marker");
         assert_eq!(l.classify("mail/42.json"), KeyKind::Other);
         assert_eq!(l.classify("other/42.task"), KeyKind::Other);
     }
@@ -147,5 +175,36 @@ mod tests {
         assert_eq!(l.done_key("42"), "done/mail/42.task");
         assert_eq!(l.failed_id("failed/mail/42.task"), Some("42".into()));
         assert_eq!(l.failed_id("failed/other/42.task"), None);
+    }
+
+    #[test]
+    fn an_archived_key_always_fits_and_stays_distinct() {
+        let l = mail();
+        // "mail/" + 1010 bytes + ".task" = 1020 bytes: a valid task key, too long for failed/.
+        let long = "a".repeat(1010);
+        assert_eq!(l.pending_key(&long).len(), 1020);
+        let failed = l.failed_key(&long);
+        assert!(failed.len() <= MAX_KEY_BYTES, "{}", failed.len());
+        assert!(
+            failed.starts_with("failed/mail/aaaa") && failed.ends_with(".task"),
+            "{failed}"
+        );
+        assert_eq!(l.failed_key(&long), failed, "stable");
+        let other = format!("{}b", "a".repeat(1009));
+        assert_ne!(l.failed_key(&other), failed, "distinct ids stay distinct");
+        let id = l
+            .failed_id(&failed)
+            .expect("still a failed key of this queue");
+        assert!(l.pending_key(&id).len() <= MAX_KEY_BYTES);
+        // Multi-byte characters are never split.
+        let wide = "测".repeat(337);
+        assert!(l.pending_key(&wide).len() <= MAX_KEY_BYTES);
+        let failed = l.failed_key(&wide);
+        assert!(
+            failed.len() <= MAX_KEY_BYTES && failed.contains('~'),
+            "{failed}"
+        );
+        // Keys that fit are untouched.
+        assert_eq!(l.failed_key("42"), "failed/mail/42.task");
     }
 }
