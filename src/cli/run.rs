@@ -115,7 +115,10 @@ fn log_start(loaded: &LoadedConfig, store: &dyn Store) {
         config = %loaded.source,
         store = ?store.kind(),
         bucket = %store.bucket(),
-        queues = ?queues,
+        // Comma-joined: tracing has no stable array value, and a Debug string (`["a"]`) is
+        // neither a list nor readable text in JSON logs.
+        queues = %queues.join(","),
+        queue_count = queues.len(),
         "bucketq starting"
     );
 }

@@ -33,6 +33,9 @@ pub struct QueueRef {
     pub name: String,
     /// Its keys.
     pub layout: Layout,
+    /// The handler reads the payload as an object (a dict: `mail`), so `enqueue` refuses any
+    /// other JSON value instead of writing a task that can only fail.
+    pub needs_object: bool,
 }
 
 /// The key layout a queue's config implies.
@@ -53,6 +56,7 @@ pub fn queues_of(config: &Config) -> Vec<QueueRef> {
         .map(|q| QueueRef {
             name: q.name.clone(),
             layout: layout_of(q, &config.worker),
+            needs_object: matches!(q.handler, crate::config::HandlerConfig::Mail(_)),
         })
         .collect()
 }
@@ -76,6 +80,14 @@ pub enum AdminError {
         /// The parser's error (position, what was expected).
         #[source]
         source: serde_json::Error,
+    },
+    /// The payload is JSON but not an object, and the queue's handler reads an object.
+    #[error("queue {queue:?} is served by a handler that reads a JSON object (a dict, like {{\"to_email\": ...}}); the payload is a JSON {kind}")]
+    NotAnObject {
+        /// The queue.
+        queue: String,
+        /// What the payload is (`array`, `string`, ...).
+        kind: &'static str,
     },
     /// The payload is larger than the worker would accept.
     #[error("the payload is {size} bytes, over worker.max_payload_bytes ({limit}); the worker would fail it without running the handler")]
@@ -166,12 +178,26 @@ impl NewTask<'_> {
     /// Everything that can be checked without the store: the payload is JSON within the size
     /// limit, and the id makes a valid pending key.
     pub fn check(&self) -> Result<(), AdminError> {
-        serde_json::from_slice::<serde_json::Value>(&self.payload).map_err(|source| {
-            AdminError::NotJson {
+        let value =
+            serde_json::from_slice::<serde_json::Value>(&self.payload).map_err(|source| {
+                AdminError::NotJson {
+                    queue: self.queue.name.clone(),
+                    source,
+                }
+            })?;
+        if self.queue.needs_object && !value.is_object() {
+            let kind = match value {
+                serde_json::Value::Array(_) => "array",
+                serde_json::Value::String(_) => "string",
+                serde_json::Value::Number(_) => "number",
+                serde_json::Value::Bool(_) => "boolean",
+                _ => "null",
+            };
+            return Err(AdminError::NotAnObject {
                 queue: self.queue.name.clone(),
-                source,
-            }
-        })?;
+                kind,
+            });
+        }
         if self.payload.len() as u64 > self.max_payload_bytes {
             return Err(AdminError::TooLarge {
                 size: self.payload.len(),
@@ -697,6 +723,7 @@ mod tests {
                 failed_prefix: "failed/".into(),
                 done_prefix: "done/".into(),
             },
+            needs_object: true,
         }
     }
 
@@ -735,7 +762,7 @@ mod tests {
         assert!(matches!(err, AdminError::Exists { .. }), "{err}");
         assert_eq!(store.body("mail/42.task").unwrap(), r#"{"a":1}"#);
 
-        let generated = enqueue(&store, task(&q, None, "[1]")).await.unwrap();
+        let generated = enqueue(&store, task(&q, None, "{}")).await.unwrap();
         assert!(generated.starts_with("mail/01ARYZ6S41") && generated.ends_with(".task"));
     }
 
@@ -745,7 +772,20 @@ mod tests {
         let q = mail();
         let err = enqueue(&store, task(&q, None, "{nope")).await.unwrap_err();
         assert!(matches!(err, AdminError::NotJson { .. }));
-        let big = format!("\"{}\"", "x".repeat(2000));
+        let err = enqueue(&store, task(&q, None, "[1,2]")).await.unwrap_err();
+        assert!(
+            matches!(err, AdminError::NotAnObject { kind: "array", .. }),
+            "{err}"
+        );
+        let anything = QueueRef {
+            needs_object: false,
+            ..mail()
+        };
+        enqueue(&store, task(&anything, Some("list"), "[1,2]"))
+            .await
+            .expect("a handler reading bytes takes any JSON");
+        store.delete("mail/list.task").await.unwrap();
+        let big = format!("{{\"x\":\"{}\"}}", "x".repeat(2000));
         assert!(matches!(
             enqueue(&store, task(&q, None, &big)).await.unwrap_err(),
             AdminError::TooLarge { .. }

@@ -70,6 +70,7 @@ impl TestBucket {
                 failed_prefix: "failed/".into(),
                 done_prefix: "done/".into(),
             },
+            needs_object: false,
         };
         let store = self.dyn_store();
         let keys: Vec<String> = rt()
