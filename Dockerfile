@@ -1,6 +1,10 @@
-# syntax=docker/dockerfile:1
-#
 # bucketq container image.
+#
+# Needs BuildKit, the default builder of Docker Engine 23 and later (`DOCKER_BUILDKIT=1` on
+# older ones) for the cache mounts below. No `# syntax=` line on purpose: it would pull a
+# frontend image from Docker Hub before anything else, which fails offline and through most
+# registry mirrors; the built-in frontend builds this file. The base images (rust:1.95-slim-
+# bookworm, debian:bookworm-slim) must be pullable or already present.
 #
 #   docker build -t bucketq .
 #   docker run --rm bucketq                      # the built-in demo (local store, log handler)
@@ -35,6 +39,7 @@ FROM debian:bookworm-slim AS runtime
 ARG EXTRA_PACKAGES=""
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates ${EXTRA_PACKAGES} \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 # A fixed non-root uid/gid, so mounted state directories can be chowned to it.
 RUN groupadd --system --gid 10001 bucketq \

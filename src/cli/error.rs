@@ -144,11 +144,15 @@ impl CliError {
     }
 }
 
-/// 77 when the store refused who we are, 78 when the configured bucket does not exist, else 1.
+/// 77 when the store refused who we are, 78 when its settings cannot work or the configured
+/// bucket does not exist, else 1.
 pub fn store_code(e: &StoreError) -> u8 {
     if e.is_auth() {
         EX_NOPERM
-    } else if matches!(e, StoreError::NoSuchBucket { .. }) {
+    } else if matches!(
+        e,
+        StoreError::NoSuchBucket { .. } | StoreError::Misconfigured { .. }
+    ) {
         EX_CONFIG
     } else {
         EXIT_FAILURE

@@ -105,6 +105,12 @@ fn effective_value(
             }
         }
     }
+    // URLs of [store] (the endpoint, credential URIs) lose their user-info like any other.
+    if let Some(store) = value.get("store").cloned() {
+        if let Some(table) = value.as_table_mut() {
+            table.insert("store".into(), redact("store", &store, false, secrets));
+        }
+    }
     if let Some(table) = value.as_table_mut() {
         // An empty [http] only says "off"; leave it out.
         table.retain(|_, v| v.as_table().map_or(true, |t| !t.is_empty()));
@@ -300,6 +306,15 @@ timeout = 5"#,
             "{text}"
         );
         assert!(text.contains("timeout = 5"), "{text}");
+    }
+
+    #[test]
+    fn a_store_endpoint_with_credentials_is_printed_without_them() {
+        let mut l = loaded();
+        l.config.store.endpoint = Some("http://minio:pa55word-xyz@10.0.0.7:9000".into());
+        let text = render(&l, Format::Toml).unwrap();
+        assert!(!text.contains("pa55word-xyz"), "{text}");
+        assert!(text.contains("10.0.0.7:9000"), "{text}");
     }
 
     #[test]

@@ -133,6 +133,12 @@ pub(crate) async fn serve(
     // any credentials that can move tasks there. A worker killed mid-probe leaves one stray
     // `bucketq-probe-*` object there, which no queue picks up.
     let probe_prefix = config.worker.failed_prefix.clone();
+    // Said before the first request, which can take minutes while the store is down.
+    tracing::info!(
+        bucket = %store.bucket(),
+        endpoint = config.store.endpoint.as_deref().unwrap_or("-"),
+        "checking the store (create-if-absent probe); waiting for it if it does not answer"
+    );
     if !startup_check(
         store.as_ref(),
         &probe_prefix,
