@@ -140,3 +140,41 @@ fn a_closed_log_pipe_never_stops_the_daemon() {
     );
     assert_eq!(runs(dir.path()).len(), 5);
 }
+
+#[test]
+fn a_fifo_in_the_store_is_skipped_with_one_warning_and_hangs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), &exec_queue(dir.path(), 0.1));
+    enqueue(dir.path(), &config, 2);
+    let fifo = dir.path().join("data/q/stuck.task");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    let started = Instant::now();
+    let status = run(bucketq(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--json"]));
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "status hung on the FIFO"
+    );
+    let mut daemon = Daemon::start(bucketq(dir.path()).arg("--config").arg(&config).arg("run"));
+    wait_runs(dir.path(), 2);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        daemon.output().matches("not a regular file").count(),
+        1,
+        "{}",
+        daemon.output()
+    );
+    assert!(daemon.output().contains("FIFO"), "{}", daemon.output());
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(20)),
+        0,
+        "{}",
+        daemon.output()
+    );
+}

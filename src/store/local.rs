@@ -20,6 +20,7 @@ mod write;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -312,7 +313,14 @@ impl Dir {
             key: key.to_owned(),
             source,
         };
-        let file = match File::open(path) {
+        // O_NONBLOCK: opening a FIFO someone left in the store would otherwise wait for a
+        // writer, hanging the listing (and `status`) for good. It changes nothing for the
+        // regular files that are objects.
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
             Ok(file) => file,
             Err(e) if is_gone(&e) => return Err(not_found()),
             Err(e) => return Err(io_err(e)),
@@ -320,6 +328,7 @@ impl Dir {
         // Facts from the open file, so they describe the contents we read.
         let stat = file.metadata().map_err(io_err)?;
         if !stat.is_file() {
+            warn_once_not_a_file(key, &stat);
             return Err(not_found());
         }
         Ok(OpenObject {
@@ -327,6 +336,35 @@ impl Dir {
             file,
             stat,
         })
+    }
+}
+
+/// Say once per key (per process) that a non-regular file (FIFO, socket, device) sits where an
+/// object could be: it is skipped, never read.
+fn warn_once_not_a_file(key: &str, stat: &fs::Metadata) {
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::FileTypeExt;
+    use std::sync::Mutex;
+    static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let t = stat.file_type();
+    if t.is_dir() {
+        return;
+    }
+    let kind = if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.to_owned());
+    if first {
+        tracing::warn!(key = %key, kind, "skipping a store entry that is not a regular file; remove it");
     }
 }
 

@@ -170,7 +170,7 @@ fn claim_failed(r: &QueueRunner, env: &Env, key: &str, e: crate::queue::QueueErr
             | StoreError::Forbidden { .. }
             | StoreError::Unauthenticated { .. }
             | StoreError::Unsupported { .. }
-    );
+    ) || is_local_permission_error(error);
     if !refusal {
         r.refusals.inconclusive();
         tracing::warn!(queue = %q.name, key = %key, error = %e, "claim failed; the task stays pending");
@@ -182,7 +182,11 @@ fn claim_failed(r: &QueueRunner, env: &Env, key: &str, e: crate::queue::QueueErr
             // few times an hour, not once per task per poll.
             let n = r.refusals.consecutive();
             if n.is_power_of_two() {
-                let hint = error.credential_hint().unwrap_or("");
+                let hint = error.credential_hint().unwrap_or(if is_local_permission_error(error) {
+                    "the daemon may not write the store directory: check its owner, mode and mount"
+                } else {
+                    ""
+                });
                 tracing::warn!(queue = %q.name, key = %key, error = %e, hint, refusals = n, retry_in = ?delay, "the store refused a claim; this queue's claims pause, then probe one at a time");
             }
         }
@@ -194,6 +198,17 @@ fn claim_failed(r: &QueueRunner, env: &Env, key: &str, e: crate::queue::QueueErr
             });
         }
     }
+}
+
+/// A local store that may not be written (read-only, or a directory another user made):
+/// waiting will not fix it soon, so claims back off like any refusal instead of retrying at
+/// every poll.
+fn is_local_permission_error(error: &StoreError) -> bool {
+    let StoreError::Io { source, .. } = error else {
+        return false;
+    };
+    source.kind() == std::io::ErrorKind::PermissionDenied
+        || source.raw_os_error() == Some(libc::EROFS)
 }
 
 /// A copy of a refusal for the worker's final error (store errors are not `Clone`: some carry
