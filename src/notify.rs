@@ -154,8 +154,16 @@ impl SdNotify {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let started = self
+                .last_alive
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
             if self.should_ping(period) {
                 self.send_logged("WATCHDOG=1");
+            } else if !started {
+                // Before READY: systemd arms the watchdog only once start-up completed
+                // (TimeoutStartSec guards start-up), so there is nothing to warn about.
             } else {
                 tracing::warn!(
                     period_secs = period.as_secs_f64(),

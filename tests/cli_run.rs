@@ -157,6 +157,11 @@ fn sd_notify_ready_watchdog_and_stopping() {
     daemon.signal(libc::SIGTERM);
     recv_until("STOPPING=1", &mut seen);
     assert_eq!(daemon.wait_exit(STOP), 0, "{}", daemon.output());
+    assert!(
+        !daemon.output().contains("poll loop silent"),
+        "a healthy start warns of nothing: {}",
+        daemon.output()
+    );
 }
 
 #[test]
