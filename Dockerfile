@@ -55,8 +55,14 @@ USER 10001:10001
 WORKDIR /var/lib/bucketq
 # One JSON object per line for `docker logs` and log collectors; override with text if wanted.
 ENV BUCKETQ_LOG_FORMAT=json
-# The metrics listener, when [http] listen = "0.0.0.0:9464" is configured.
+# The metrics and health listener, on inside the container (published only with -p), so the
+# HEALTHCHECK below works out of the box; a mounted config's [http] listen is overridden by
+# this variable unless you change or unset it.
+ENV BUCKETQ_HTTP__LISTEN=0.0.0.0:9464
 EXPOSE 9464
+# Ready = the bucket is being listed (GET /readyz); `bucketq health` needs no curl.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=2m --retries=3 \
+    CMD ["/usr/local/bin/bucketq", "health"]
 # SIGTERM starts the drain (running handlers get worker.shutdown_grace); give the container
 # a stop timeout above it: `docker stop -t 45`, or stop_grace_period in compose.
 STOPSIGNAL SIGTERM

@@ -99,6 +99,8 @@ fn dockerfile_builds_locked_and_runs_unprivileged() {
         "EXTRA_PACKAGES",
         "AS build",
         "AS runtime",
+        "HEALTHCHECK",
+        "\"health\"",
     ] {
         assert!(docker.contains(needle), "the Dockerfile lacks {needle:?}");
     }

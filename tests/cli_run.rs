@@ -257,3 +257,60 @@ fn no_configured_secret_appears_in_any_log_line() {
         }
     }
 }
+
+#[test]
+fn health_asks_the_running_daemon_for_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = local_config(
+        dir.path(),
+        &format!("[http]\nlisten = \"0.0.0.0:{port}\"\n\n{}", log_queue("q")),
+    );
+    let health = |extra: &[&str]| {
+        run(bucketq(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("health")
+            .args(extra))
+    };
+    let down = health(&[]);
+    assert_eq!(down.code, 1, "nothing listens yet: {}", down.all());
+    assert!(down.stderr.contains("no answer"), "{}", down.stderr);
+    let mut daemon = Daemon::start(bucketq(dir.path()).arg("--config").arg(&config).arg("run"));
+    let start = Instant::now();
+    loop {
+        let out = health(&[]);
+        if out.code == 0 {
+            assert!(out.stdout.contains("/readyz"), "{}", out.stdout);
+            break;
+        }
+        assert!(
+            start.elapsed() < START,
+            "never ready: {}\n{}",
+            out.all(),
+            daemon.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(health(&["--live"]).code, 0);
+    let url = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        run(bucketq(dir.path()).args(["health", "--url", &url])).code,
+        0
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(STOP), 0, "{}", daemon.output());
+    assert_eq!(health(&[]).code, 1, "stopped: not healthy");
+
+    let no_listener = local_config(dir.path(), &log_queue("q"));
+    let out = run(bucketq(dir.path())
+        .arg("--config")
+        .arg(&no_listener)
+        .arg("health"));
+    assert_eq!(out.code, 78, "{}", out.all());
+    assert!(
+        out.stderr.contains("BUCKETQ_HTTP__LISTEN"),
+        "{}",
+        out.stderr
+    );
+}

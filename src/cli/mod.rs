@@ -8,6 +8,7 @@ mod doctor;
 mod enqueue;
 mod error;
 mod failed;
+mod health;
 mod output;
 mod run;
 mod status;
@@ -77,6 +78,20 @@ enum Command {
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Ask the running daemon whether it is ready (`/readyz` of `[http] listen`); exit 0 if
+    /// so, 1 if not. For a container HEALTHCHECK.
+    Health(HealthArgs),
+}
+
+/// `bucketq health`.
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The daemon's listener, e.g. `http://127.0.0.1:9464` (default: from `[http] listen`).
+    #[arg(long)]
+    url: Option<String>,
+    /// Ask `/healthz` (the process is up) instead of `/readyz` (it is serving the bucket).
+    #[arg(long)]
+    live: bool,
 }
 
 /// `bucketq run`.
@@ -204,6 +219,14 @@ fn dispatch(cli: Cli, notifier: Option<bucketq::notify::SdNotify>) -> Result<Exi
             }
             Command::Failed(FailedCommand::Retry { keys, all }) => {
                 failed::retry(&load(path)?, keys, all).await
+            }
+            Command::Health(args) => {
+                // With --url the config is not needed (and may be unreadable to a probe).
+                let loaded = match &args.url {
+                    Some(_) => None,
+                    None => Some(load(path)?),
+                };
+                health::run(loaded.as_ref(), args.url.as_deref(), args.live).await
             }
             Command::Config(_) => unreachable!("handled before the runtime starts"),
         }
