@@ -6,6 +6,7 @@
 //! the fix) in [`mod@validate`], and the redacted view `bucketq config check` prints in [`view`].
 
 pub mod load;
+mod typing;
 pub mod validate;
 pub mod view;
 

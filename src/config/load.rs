@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use config::{Value, ValueKind};
-
 use super::validate::{validate, Problem};
 use super::Config;
 
@@ -181,14 +179,20 @@ pub fn load_text(
         message: e.to_string().trim_end().to_owned(),
     })?;
     let mut env_applied = apply_overrides(&mut raw, env)?;
+    // The FC and cloud defaults depend on the kind; read it as typing will (any case).
+    if let Some(kind) = raw.get_mut("store").and_then(|s| s.get_mut("kind")) {
+        if let Some(text) = kind.as_str() {
+            *kind = toml::Value::String(text.trim().to_ascii_lowercase());
+        }
+    }
     env_applied.extend(apply_fc_defaults(&mut raw, env));
     env_applied.extend(apply_cloud_env_keys(&mut raw, env));
-    let config: Config = to_config_value(toml::Value::Table(raw.clone()))
-        .try_deserialize()
-        .map_err(|e| ConfigError::Invalid {
+    let config = super::typing::type_config(&mut raw, &env_applied).map_err(|problems| {
+        ConfigError::Problems {
             origin: origin.clone(),
-            message: key_first(&tidy_key_paths(&e.to_string())),
-        })?;
+            problems,
+        }
+    })?;
     let problems = validate(&config);
     if !problems.is_empty() {
         return Err(ConfigError::Problems { origin, problems });
@@ -294,7 +298,13 @@ fn apply_overrides(
             .split(ENV_SEPARATOR)
             .map(|s| s.to_ascii_lowercase())
             .collect();
-        let value = env_value(var, value)?;
+        // An empty variable unsets the key (falls back to the file's absence: the default),
+        // the usual way to switch an override off without editing the file.
+        let value = if value.is_empty() {
+            None
+        } else {
+            Some(env_value(var, value)?)
+        };
         set_path(raw, &path, value).map_err(|message| ConfigError::Env {
             var: var.clone(),
             message,
@@ -325,7 +335,12 @@ fn env_value(var: &str, value: &str) -> Result<toml::Value, ConfigError> {
 
 /// Set `path` in `raw`, creating tables on the way. The segment after `queue` selects a queue
 /// by name (case-insensitive, `-` written as `_`) or by index, and never creates one.
-fn set_path(raw: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+/// Set (or with `None`, remove) the key at `path`, a queue addressed by name or index.
+fn set_path(
+    raw: &mut toml::Table,
+    path: &[String],
+    value: Option<toml::Value>,
+) -> Result<(), String> {
     let (first, rest) = path.split_first().ok_or("empty key")?;
     if first.is_empty() {
         return Err("empty key segment; separate nested keys with a double underscore".into());
@@ -345,7 +360,10 @@ fn set_path(raw: &mut toml::Table, path: &[String], value: toml::Value) -> Resul
         };
     }
     if rest.is_empty() {
-        raw.insert(first.clone(), value);
+        match value {
+            Some(value) => raw.insert(first.clone(), value),
+            None => raw.remove(first),
+        };
         return Ok(());
     }
     let child = raw
@@ -517,60 +535,6 @@ fn with_scheme(endpoint: &str) -> String {
     }
 }
 
-/// The `config` crate ends its messages with "for key `worker.lease`"; lead with the key, the
-/// way validation problems read.
-fn key_first(message: &str) -> String {
-    const MARK: &str = " for key `";
-    let Some(at) = message.rfind(MARK) else {
-        return message.to_owned();
-    };
-    let rest = &message[at + MARK.len()..];
-    match rest.split_once('`') {
-        Some((key, tail)) => format!("{key}: {}{tail}", &message[..at]),
-        None => message.to_owned(),
-    }
-}
-
-/// The `config` crate writes nested keys under arrays as `queue[0]handler`; make it the
-/// `queue[0].handler` an operator would type.
-fn tidy_key_paths(message: &str) -> String {
-    let mut out = String::with_capacity(message.len() + 4);
-    let mut chars = message.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == ']'
-            && chars
-                .peek()
-                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == '_')
-        {
-            out.push('.');
-        }
-    }
-    out
-}
-
-/// The TOML tree as the `config` crate's value, whose deserializer converts strings to the
-/// requested number or boolean type.
-fn to_config_value(value: toml::Value) -> Value {
-    let kind = match value {
-        toml::Value::String(s) => ValueKind::String(s),
-        toml::Value::Integer(i) => ValueKind::I64(i),
-        toml::Value::Float(f) => ValueKind::Float(f),
-        toml::Value::Boolean(b) => ValueKind::Boolean(b),
-        toml::Value::Datetime(d) => ValueKind::String(d.to_string()),
-        toml::Value::Array(items) => {
-            ValueKind::Array(items.into_iter().map(to_config_value).collect())
-        }
-        toml::Value::Table(table) => ValueKind::Table(
-            table
-                .into_iter()
-                .map(|(k, v)| (k, to_config_value(v)))
-                .collect(),
-        ),
-    };
-    Value::new(None, kind)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,7 +687,10 @@ handler = { type = "log" }
         let msg = err.to_string();
         assert!(msg.contains("queue[0].handler"), "{msg}");
         assert!(msg.contains("\"smtp\""), "{msg}");
-        assert!(msg.contains("mail, webhook, exec, log, custom"), "{msg}");
+        assert!(
+            msg.contains(r#""mail", "webhook", "exec", "log", "custom""#),
+            "{msg}"
+        );
     }
 
     #[test]
