@@ -60,3 +60,36 @@ fn config_check_refuses_what_run_refuses() {
         .args(["config", "check"]));
     assert_eq!(check.code, 0, "{}", check.all());
 }
+
+#[test]
+fn every_problem_is_reported_at_once_in_the_users_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "bucketq.toml",
+        "[store]\nkind = \"gcs\"\ncolour = \"blue\"\n[worker]\nconcurrency = -5\n[[queue]]\nname = \"q\"\nprefix = \"q/\"\nhandler = { type = \"log\" }\n",
+    );
+    let out = run(bucketq(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .env("BUCKETQ_WORKER__LEASE", "soon"));
+    assert_eq!(out.code, EX_CONFIG, "{}", out.all());
+    for needle in [
+        r#"store.kind: "gcs" is not one of "oss", "s3", "local""#,
+        r#"store.colour: unknown key "colour""#,
+        "worker.concurrency: must be 0 or more; got -5",
+        "BUCKETQ_WORKER__LEASE",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing {needle:?} in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        !out.stderr.contains("StoreBackend"),
+        "no Rust type names: {}",
+        out.stderr
+    );
+}

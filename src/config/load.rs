@@ -538,7 +538,7 @@ fn with_scheme(endpoint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HandlerConfig, StoreBackend};
+    use crate::config::{HandlerConfig, StoreBackend, WorkerConfig};
     use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -809,5 +809,18 @@ handler = { type = "log" }
         );
         let loaded = load_text(file(), &chain, &env(&[])).unwrap();
         assert!(loaded.config.store.access_key_id.is_empty());
+    }
+
+    #[test]
+    fn an_empty_variable_unsets_a_file_setting() {
+        let text = format!("{DEMO_CONFIG}\n[worker]\nconcurrency = 3\n");
+        let loaded =
+            load_text(file(), &text, &env(&[("BUCKETQ_WORKER__CONCURRENCY", "")])).unwrap();
+        assert_eq!(
+            loaded.config.worker.concurrency,
+            WorkerConfig::default().concurrency
+        );
+        let loaded = load_text(file(), &text, &env(&[])).unwrap();
+        assert_eq!(loaded.config.worker.concurrency, 3);
     }
 }
