@@ -63,8 +63,11 @@ EXPOSE 9464
 # Ready = the bucket is being listed (GET /readyz); `bucketq health` needs no curl.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=2m --retries=3 \
     CMD ["/usr/local/bin/bucketq", "health"]
-# SIGTERM starts the drain (running handlers get worker.shutdown_grace); give the container
-# a stop timeout above it: `docker stop -t 45`, or stop_grace_period in compose.
+# SIGTERM starts the drain (running handlers get worker.shutdown_grace, then their locks are
+# released). `docker stop` waits 10 s before SIGKILL, so the image's grace is 8 s: a default
+# stop drains cleanly. For longer handlers raise both: -e BUCKETQ_WORKER__SHUTDOWN_GRACE=40s
+# with `docker stop -t 45` (stop_grace_period in compose).
+ENV BUCKETQ_WORKER__SHUTDOWN_GRACE=8s
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/bucketq"]
 CMD ["run"]

@@ -104,6 +104,16 @@ fn dockerfile_builds_locked_and_runs_unprivileged() {
     ] {
         assert!(docker.contains(needle), "the Dockerfile lacks {needle:?}");
     }
+    // A default `docker stop` (10 s, then SIGKILL) must leave time for the drain.
+    let grace = docker
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ENV BUCKETQ_WORKER__SHUTDOWN_GRACE="))
+        .expect("the image sets its shutdown grace");
+    let grace = humantime::parse_duration(grace).expect("a duration");
+    assert!(
+        grace < Duration::from_secs(10),
+        "{grace:?} does not fit docker stop's 10 s"
+    );
     // A `# syntax=` directive pulls a frontend image from Docker Hub before anything else:
     // offline and mirror-only builders fail on it.
     assert!(
