@@ -178,3 +178,53 @@ fn a_fifo_in_the_store_is_skipped_with_one_warning_and_hangs_nothing() {
         daemon.output()
     );
 }
+
+#[test]
+fn a_store_directory_it_may_not_create_is_named_with_the_uid_and_exits_78() {
+    use std::os::unix::fs::PermissionsExt;
+    // A directory this process may not write into: as root, by running bucketq as nobody.
+    let base = tempfile::tempdir().unwrap();
+    let locked = base.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    let mut cmd = if root {
+        // A copy nobody can reach: the checkout's own path may be closed to other users.
+        let binary = base.path().join("bucketq");
+        std::fs::copy(env!("CARGO_BIN_EXE_bucketq"), &binary).unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&binary);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bucketq"))
+    };
+    cmd.current_dir(&locked)
+        .args(["enqueue", "demo", "--json", "{}"]);
+    for var in [
+        "BUCKETQ_CONFIG",
+        "BUCKETQ_STORE__PATH",
+        "BUCKETQ_STORE__KIND",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 78, "{}", out.all());
+    let uid = if root {
+        65534
+    } else {
+        unsafe { libc::getuid() }
+    };
+    assert!(
+        out.stderr.contains(&format!("as uid {uid}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("bucketq-data") && out.stderr.contains("10001"),
+        "{}",
+        out.stderr
+    );
+}

@@ -56,7 +56,13 @@ impl LocalStore {
             key: path.display().to_string(),
             source,
         };
-        fs::create_dir_all(path).map_err(io_err)?;
+        fs::create_dir_all(path).map_err(|source| {
+            if source.kind() == io::ErrorKind::PermissionDenied {
+                not_permitted(path)
+            } else {
+                io_err(source)
+            }
+        })?;
         // Absolute, so messages name the real place and a later chdir cannot move the store.
         let root = fs::canonicalize(path).map_err(io_err)?;
         Ok(LocalStore {
@@ -67,6 +73,8 @@ impl LocalStore {
     }
 
     /// The store's directory (absolute).
+    ///
+    /// (See [`not_permitted`] for what a directory this user cannot create is reported as.)
     pub fn root(&self) -> &Path {
         &self.dir.root
     }
@@ -365,6 +373,20 @@ fn warn_once_not_a_file(key: &str, stat: &fs::Metadata) {
         .insert(key.to_owned());
     if first {
         tracing::warn!(key = %key, kind, "skipping a store entry that is not a regular file; remove it");
+    }
+}
+
+/// The store directory cannot be created by this process: say which directory, which user,
+/// and the fixes (a container runs as uid 10001 and can only write what is mounted for it).
+fn not_permitted(path: &Path) -> StoreError {
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    StoreError::Misconfigured {
+        field: "path",
+        reason: format!(
+            "cannot create the store directory {} as uid {uid} (gid {gid}): permission denied. Make it (or its parent) writable by that user (chown {uid}:{gid} ...), point store.path at a directory it owns, or in Docker mount a volume for it (-v bucketq-data:/var/lib/bucketq; the image runs as uid 10001)",
+            path.display()
+        ),
     }
 }
 
