@@ -228,3 +228,60 @@ fn a_store_directory_it_may_not_create_is_named_with_the_uid_and_exits_78() {
         out.stderr
     );
 }
+
+#[test]
+fn doctor_tells_an_smtps_port_from_a_starttls_one() {
+    use std::io::Write;
+    use std::net::TcpListener;
+    // One server that greets as SMTP does, one that waits silently for a TLS hello (SMTPS).
+    let greeter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let greeter_port = greeter.local_addr().unwrap().port();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in greeter.incoming().flatten() {
+            let _ = s.write_all(b"220 mail.example.test ESMTP ready\r\n");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let doctor = |port: u16| {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = format!("[[queue]]\nname = \"m\"\nprefix = \"m/\"\ntimeout = \"4s\"\nhandler = {{ type = \"mail\", host = \"127.0.0.1\", port = {port}, tls = \"starttls\", from = \"a@example.com\" }}\n");
+        let config = local_config(dir.path(), &queue);
+        run(bucketq(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("doctor"))
+    };
+    let ok = doctor(greeter_port);
+    let line = ok
+        .stdout
+        .lines()
+        .find(|l| l.contains("handler m"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("ok") && line.contains("220"),
+        "{}",
+        ok.all()
+    );
+    let smtps = doctor(silent_port);
+    let line = smtps
+        .stdout
+        .lines()
+        .find(|l| l.contains("handler m"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("FAIL") && line.contains("use tls = \"tls\""),
+        "{}",
+        smtps.all()
+    );
+    assert_ne!(smtps.code, 0);
+}

@@ -312,15 +312,81 @@ async fn check_mail(r: &mut Report, check: &str, raw: &toml::Table) {
         r.fail(check, "mail: handler.port is not a port number", EX_CONFIG);
         return;
     };
-    connect(
-        r,
-        check,
-        "mail: SMTP server",
-        host,
-        port,
-        "handler.host / handler.port",
+    if raw.get("tls").and_then(toml::Value::as_str) == Some("tls") {
+        connect(
+            r,
+            check,
+            "mail: SMTP server",
+            host,
+            port,
+            "handler.host / handler.port",
+        )
+        .await;
+    } else {
+        check_smtp_greeting(r, check, host, port).await;
+    }
+}
+
+/// How long a plain SMTP server may take to greet.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A plain or STARTTLS server greets first (`220 ...`). An SMTPS port (465) says nothing: it
+/// waits for the client's TLS hello, and `tls = "starttls"` would time out on every mail.
+async fn check_smtp_greeting(r: &mut Report, check: &str, host: &str, port: u16) {
+    use tokio::io::AsyncReadExt;
+    let stream = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
     )
-    .await;
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            return r.fail(
+                check,
+                format!("mail: SMTP server {host}:{port}: {e}; check handler.host / handler.port and the firewall"),
+                EXIT_FAILURE,
+            )
+        }
+        Err(_) => {
+            return r.fail(
+                check,
+                format!("mail: SMTP server {host}:{port}: no answer within {}s; check handler.host / handler.port and the firewall", CONNECT_TIMEOUT.as_secs()),
+                EXIT_FAILURE,
+            )
+        }
+    };
+    let mut stream = stream;
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(GREETING_TIMEOUT, stream.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => {
+            let greeting = String::from_utf8_lossy(&buf[..n]);
+            let first = greeting.lines().next().unwrap_or("").trim().to_owned();
+            if first.starts_with("220") {
+                r.ok(check, format!("mail: SMTP server {host}:{port} greets: {first}"));
+            } else {
+                r.fail(
+                    check,
+                    format!("mail: SMTP server {host}:{port} greets with {first:?}, not 220: it refuses mail"),
+                    EXIT_FAILURE,
+                );
+            }
+        }
+        Ok(_) => r.fail(
+            check,
+            format!("mail: SMTP server {host}:{port} closed the connection without a greeting"),
+            EXIT_FAILURE,
+        ),
+        Err(_) => r.fail(
+            check,
+            format!(
+                "mail: {host}:{port} accepts connections but sends no SMTP greeting within {}s: it expects TLS from the first byte (SMTPS{}); use tls = \"tls\"",
+                GREETING_TIMEOUT.as_secs(),
+                if port == 465 { ", as port 465 does" } else { "" }
+            ),
+            EX_CONFIG,
+        ),
+    }
 }
 
 async fn check_webhook(r: &mut Report, check: &str, raw: &toml::Table) {
