@@ -296,6 +296,19 @@ fn build_transport(s: &Settings) -> AsyncSmtpTransport<Tokio1Executor> {
     builder.build()
 }
 
+impl MailHandler {
+    /// What to add to a timeout on a STARTTLS or plain connection: an SMTPS port never sends
+    /// the greeting those modes wait for.
+    fn smtps_hint(&self) -> &'static str {
+        let plain_start = matches!(self.settings.tls, Some((TlsMode::Starttls, _)) | None);
+        if plain_start && self.settings.port == 465 {
+            " (port 465 is usually SMTPS, which speaks TLS from the first byte: use tls = \"tls\")"
+        } else {
+            ""
+        }
+    }
+}
+
 #[async_trait]
 impl Handler for MailHandler {
     async fn handle(&self, task: &Task, cancel: CancellationToken) -> Outcome {
@@ -322,8 +335,15 @@ impl Handler for MailHandler {
             },
             () = cancel.cancelled() => Outcome::retry("cancelled while sending the mail"),
             () = tokio::time::sleep(task.timeout) => {
-                Outcome::retry(format!("SMTP send took longer than {:?}", task.timeout))
+                Outcome::retry(format!("SMTP send took longer than {:?}{}", task.timeout, self.smtps_hint()))
             }
+        };
+        let outcome = match outcome {
+            Outcome::Retry { after, reason } if reason.contains("timed out") => Outcome::Retry {
+                after,
+                reason: format!("{reason}{}", self.smtps_hint()),
+            },
+            other => other,
         };
         if outcome == Outcome::Done {
             tracing::info!(queue = %task.queue, key = %task.key, message_id = %id, recipients, "mail sent");
