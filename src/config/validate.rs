@@ -121,14 +121,50 @@ fn check_store(store: &StoreConfig, out: &mut Problems) {
     }
 }
 
+/// The fix for an endpoint written without a scheme: only its host (and port) after
+/// `https://`, since a path or user-info would be refused in turn.
+fn no_scheme_fix(endpoint: &str) -> String {
+    let host_part = endpoint.split('/').next().unwrap_or(endpoint);
+    let host = host_part.rsplit('@').next().unwrap_or(host_part);
+    // Not echoed when it carries user-info: that may be a password.
+    let shown = if host_part.contains('@') {
+        "the endpoint".to_owned()
+    } else {
+        format!("{endpoint:?}")
+    };
+    let mut fix = format!("{shown} has no scheme; write \"https://{host}\"");
+    if host_part.contains('@') {
+        fix.push_str(" (keys go in store.access_key_id and store.access_key_secret, not the URL)");
+    }
+    if endpoint.len() > host_part.len() + 1 {
+        fix.push_str(" (the bucket goes in store.bucket, not the URL)");
+    }
+    fix
+}
+
+/// A queue prefix for `name` that lies neither under nor above the archive prefixes.
+fn suggested_prefix(name: &str, w: &WorkerConfig) -> String {
+    let clashes = |p: &str| {
+        [&w.failed_prefix, &w.done_prefix]
+            .iter()
+            .any(|a| !a.is_empty() && (p.starts_with(a.as_str()) || a.starts_with(p)))
+    };
+    let plain = format!("{name}/");
+    if !clashes(&plain) {
+        return plain;
+    }
+    let queued = format!("queue-{name}/");
+    if !clashes(&queued) {
+        return queued;
+    }
+    "tasks/".to_owned()
+}
+
 fn check_endpoint(endpoint: &str, out: &mut Problems) {
     let (scheme, rest) = match endpoint.split_once("://") {
         Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
         None => {
-            out.add(
-                "store.endpoint",
-                format!("{endpoint:?} has no scheme; write \"https://{endpoint}\""),
-            );
+            out.add("store.endpoint", no_scheme_fix(endpoint));
             return;
         }
     };
@@ -296,8 +332,9 @@ fn check_queue(i: usize, q: &QueueConfig, w: &WorkerConfig, out: &mut Problems) 
             out.add(
                 key("prefix"),
                 format!(
-                    "{:?} contains worker.{field} {prefix:?}: every poll would list archived tasks too; give the queue its own prefix like \"{}/\"",
-                    q.prefix, q.name
+                    "{:?} contains worker.{field} {prefix:?}: every poll would list archived tasks too; give the queue its own prefix like \"{}\"",
+                    q.prefix,
+                    suggested_prefix(&q.name, w)
                 ),
             );
         } else if q.prefix.starts_with(prefix.as_str()) {
@@ -509,5 +546,24 @@ mod tests {
         assert_eq!(keys(&c), vec!["http.listen"]);
         c.http.listen = Some("127.0.0.1:9464".into());
         assert_eq!(keys(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn fix_suggestions_are_themselves_valid() {
+        let fix = no_scheme_fix("oss-cn-hangzhou.aliyuncs.com/tasks");
+        assert!(
+            fix.contains("\"https://oss-cn-hangzhou.aliyuncs.com\""),
+            "{fix}"
+        );
+        assert!(fix.contains("store.bucket"), "{fix}");
+        let fix = no_scheme_fix("user:pw@minio:9000");
+        assert!(
+            fix.contains("\"https://minio:9000\"") && !fix.contains("pw@"),
+            "{fix}"
+        );
+        let w = WorkerConfig::default();
+        assert_eq!(suggested_prefix("mail", &w), "mail/");
+        // A queue named like the failed prefix must not be told to use that very prefix.
+        assert_eq!(suggested_prefix("failed", &w), "queue-failed/");
     }
 }
