@@ -48,6 +48,10 @@ RUN groupadd --system --gid 10001 bucketq \
  && install -d -o bucketq -g bucketq -m 0700 /var/lib/bucketq \
  && install -d -m 0755 /etc/bucketq
 COPY --from=build /usr/local/bin/bucketq /usr/local/bin/bucketq
+# The FC shim, so `exec` with event = "fc" runs an unmodified FC Python handler (build with
+# EXTRA_PACKAGES="python3" or derive an image with Python): command = ["python3",
+# "/usr/local/lib/bucketq/fc-shim/bucketq_fc_shim.py", "index.handler"].
+COPY contrib/fc-shim/ /usr/local/lib/bucketq/fc-shim/
 # Smoke test: the binary runs on this base image.
 RUN ["/usr/local/bin/bucketq", "--version"]
 

@@ -100,6 +100,7 @@ fn dockerfile_builds_locked_and_runs_unprivileged() {
         "AS build",
         "AS runtime",
         "HEALTHCHECK",
+        "COPY contrib/fc-shim/ /usr/local/lib/bucketq/fc-shim/",
         "\"health\"",
     ] {
         assert!(docker.contains(needle), "the Dockerfile lacks {needle:?}");

@@ -422,14 +422,52 @@ fn check_exec(r: &mut Report, check: &str, raw: &toml::Table) {
         r.skip(check, "exec: no command found to check");
         return;
     };
+    let args: Vec<String> = match raw.get("command").or_else(|| raw.get("argv")) {
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .skip(1)
+            .filter_map(toml::Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let working_dir = raw
+        .get("working_dir")
+        .and_then(toml::Value::as_str)
+        .map(PathBuf::from);
     match find_executable(&program) {
-        Some(path) => r.ok(check, format!("exec: {} is executable", path.display())),
+        Some(path) => match missing_script(&args, working_dir.as_deref()) {
+            Some(script) => r.fail(
+                check,
+                format!("exec: {} is executable, but the script {script:?} it is given does not exist{}; install it (in a container image too) or fix the path", path.display(), working_dir.as_ref().map_or(String::new(), |d| format!(" (relative to {})", d.display()))),
+                EX_CONFIG,
+            ),
+            None => r.ok(check, format!("exec: {} is executable", path.display())),
+        },
         None => r.fail(
             check,
             format!("exec: {program:?} is not an executable file here or on PATH; install it or give its absolute path"),
             EX_CONFIG,
         ),
     }
+}
+
+/// The first argument that names a script file (by its extension) which does not exist:
+/// `python3 /opt/bucketq/fc-shim/bucketq_fc_shim.py` with the shim not installed passes the
+/// program check and fails every task.
+fn missing_script(args: &[String], working_dir: Option<&Path>) -> Option<String> {
+    const SCRIPTS: [&str; 7] = [".py", ".js", ".mjs", ".cjs", ".sh", ".rb", ".pl"];
+    args.iter()
+        .filter(|a| !a.starts_with('-') && SCRIPTS.iter().any(|ext| a.ends_with(ext)))
+        .find(|a| {
+            let path = Path::new(a.as_str());
+            let path = match working_dir {
+                Some(dir) if path.is_relative() => dir.join(path),
+                _ => path.to_owned(),
+            };
+            !path.is_file()
+        })
+        .cloned()
 }
 
 fn find_executable(program: &str) -> Option<PathBuf> {
@@ -497,6 +535,22 @@ async fn connect(r: &mut Report, check: &str, what: &str, host: &str, port: u16,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_script_argument_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("here.py"), "").unwrap();
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            missing_script(&args(&["here.py", "index.handler"]), Some(dir.path())),
+            None
+        );
+        assert_eq!(
+            missing_script(&args(&["-u", "gone.py"]), Some(dir.path())),
+            Some("gone.py".into())
+        );
+        assert_eq!(missing_script(&args(&["-c", "print(1)"]), None), None);
+    }
 
     #[test]
     fn host_port_defaults_by_scheme_and_skips_userinfo() {
