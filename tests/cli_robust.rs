@@ -285,3 +285,26 @@ fn doctor_tells_an_smtps_port_from_a_starttls_one() {
     );
     assert_ne!(smtps.code, 0);
 }
+
+#[test]
+fn doctor_fails_an_exec_handler_whose_script_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = "[[queue]]\nname = \"fc\"\nprefix = \"fc/\"\ntimeout = \"4s\"\nhandler = { type = \"exec\", event = \"fc\", command = [\"/bin/sh\", \"/no/such/bucketq_fc_shim.sh\", \"index.handler\"] }\n";
+    let config = local_config(dir.path(), queue);
+    let out = run(bucketq(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("doctor"));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("handler fc"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("FAIL") && line.contains("/no/such/bucketq_fc_shim.sh"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(out.code, 78, "{}", out.all());
+}
