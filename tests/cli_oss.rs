@@ -173,13 +173,7 @@ fn flows_with(signature: &str, key: Key) {
         "{}",
         daemon.output()
     );
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30));
     assert!(
         !daemon.output().contains(&key.secret),
         "the secret reached the log"
@@ -356,13 +350,7 @@ fn refused_claims_back_off_and_resume_once_the_store_takes_them() {
         "{}",
         daemon.output()
     );
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30));
 }
 
 #[test]
@@ -483,13 +471,7 @@ fn a_worker_keeps_claiming_across_three_rotations_of_its_ecs_role_keys() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30));
     let out = daemon.output();
     assert!(
         !out.contains("rotation-secret") && !out.contains("rotation-token"),

@@ -84,13 +84,7 @@ fn sighup_is_logged_and_the_daemon_carries_on() {
         "no task ran twice: {:?}",
         runs(dir.path())
     );
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(20));
 }
 
 #[test]
@@ -170,13 +164,7 @@ fn a_fifo_in_the_store_is_skipped_with_one_warning_and_hangs_nothing() {
         daemon.output()
     );
     assert!(daemon.output().contains("FIFO"), "{}", daemon.output());
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(20)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(20));
 }
 
 #[test]

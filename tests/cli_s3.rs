@@ -195,13 +195,7 @@ fn run_handles_tasks_on_s3_and_drains() {
             l.contains("handled task") && l.contains(key.as_str())
         });
     }
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30));
     assert!(
         !daemon.output().contains(&s3.secret),
         "the secret reached the log"
@@ -256,13 +250,7 @@ fn a_task_key_too_long_for_failed_ends_in_failed_under_a_shortened_key() {
         l.contains("attempt 2 of 2")
     });
     std::thread::sleep(Duration::from_secs(2));
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30));
     let ran = std::fs::read_to_string(&runs)
         .unwrap_or_default()
         .lines()
@@ -306,11 +294,5 @@ fn a_task_with_an_empty_id_is_seen_and_handled() {
     daemon.wait_for("the task handled", Duration::from_secs(30), |l| {
         l.contains("handled task") && l.contains("q/.task")
     });
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(
-        daemon.wait_exit(Duration::from_secs(30)),
-        0,
-        "{}",
-        daemon.output()
-    );
+    daemon.stop_cleanly(Duration::from_secs(30));
 }

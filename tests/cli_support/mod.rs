@@ -198,6 +198,13 @@ impl Daemon {
         assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
     }
 
+    /// SIGTERM, then insist on a clean drain (exit 0) within `timeout`.
+    pub fn stop_cleanly(&mut self, timeout: Duration) {
+        self.signal(libc::SIGTERM);
+        let code = self.wait_exit(timeout);
+        assert_eq!(code, 0, "no clean drain after SIGTERM:\n{}", self.output());
+    }
+
     /// Wait for the exit code; kill and panic after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
         let start = Instant::now();
