@@ -41,11 +41,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates ${EXTRA_PACKAGES} \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
-# A fixed non-root uid/gid, so mounted state directories can be chowned to it.
+# A fixed non-root uid/gid, so mounted state directories can be chowned to it. The state
+# directory also belongs to group 0: `docker run --user <any uid>` runs with gid 0 (the
+# OpenShift convention), and can then write it too.
 RUN groupadd --system --gid 10001 bucketq \
  && useradd --system --uid 10001 --gid bucketq --home-dir /var/lib/bucketq \
             --shell /usr/sbin/nologin bucketq \
- && install -d -o bucketq -g bucketq -m 0700 /var/lib/bucketq \
+ && install -d -o bucketq -g 0 -m 0770 /var/lib/bucketq \
  && install -d -m 0755 /etc/bucketq
 COPY --from=build /usr/local/bin/bucketq /usr/local/bin/bucketq
 # The FC shim, so `exec` with event = "fc" runs an unmodified FC Python handler (build with

@@ -101,6 +101,8 @@ fn dockerfile_builds_locked_and_runs_unprivileged() {
         "AS runtime",
         "HEALTHCHECK",
         "COPY contrib/fc-shim/ /usr/local/lib/bucketq/fc-shim/",
+        // Any --user (gid 0) can write the state directory.
+        "-g 0 -m 0770 /var/lib/bucketq",
         "\"health\"",
     ] {
         assert!(docker.contains(needle), "the Dockerfile lacks {needle:?}");
