@@ -69,7 +69,8 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 async fn fetch(cfg: &StoreConfig, env: &BTreeMap<String, String>) -> Result<Identity, String> {
-    let provider: Arc<dyn Provider> = provider_with_env(cfg, env).map_err(|e| e.to_string())?;
+    let provider: Arc<dyn Provider> =
+        provider_with_env(cfg, env, &[]).map_err(|e| e.to_string())?;
     provider
         .fetch(SystemTime::now())
         .await
@@ -206,7 +207,7 @@ async fn rrsa_exchanges_the_token_file_it_reads_at_every_refresh() {
         ),
         ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", token.to_str().unwrap()),
     ]);
-    let provider = provider_with_env(&cfg, &e).expect("provider");
+    let provider = provider_with_env(&cfg, &e, &[]).expect("provider");
     for n in 0..2 {
         std::fs::write(&token, format!("jwt-{n}\n")).unwrap();
         let identity = provider.fetch(SystemTime::now()).await.expect("keys");
@@ -271,7 +272,7 @@ async fn sts_errors_and_malformed_answers_name_the_source_and_never_the_secret()
     cfg.credentials.role_arn = Some("acs:ram::123:role/bq".into());
     cfg.access_key_id = Secret::new("LTAIsource");
     cfg.access_key_secret = Secret::new("source-secret-value");
-    let provider = provider_with_env(&cfg, &env(&[])).expect("provider");
+    let provider = provider_with_env(&cfg, &env(&[]), &[]).expect("provider");
     let mut errors = Vec::new();
     for _ in 0..4 {
         errors.push(
@@ -316,7 +317,7 @@ async fn a_credentials_uri_needs_every_field() {
     .await;
     let mut cfg = store(StoreBackend::Oss, CredentialSource::Uri);
     cfg.credentials.uri = Some(format!("{}/creds", server.endpoint()));
-    let provider = provider_with_env(&cfg, &env(&[])).expect("provider");
+    let provider = provider_with_env(&cfg, &env(&[]), &[]).expect("provider");
     assert_keys(
         &provider.fetch(SystemTime::now()).await.expect("keys"),
         "STS.uri",

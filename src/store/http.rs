@@ -154,10 +154,12 @@ impl<D: Dialect> HttpStore<D> {
         bucket: &str,
     ) -> Result<Self> {
         let host = requests.bucket_request(Op::Head, "HEAD").host().to_owned();
-        let transport = Transport::for_host(settings, signer, credentials, stats, Some(&host))
-            .map_err(|e| StoreError::Misconfigured {
-                field: "endpoint",
-                reason: e.to_string(),
+        let transport =
+            Transport::new(settings, signer, credentials, stats, Some(&host)).map_err(|e| {
+                StoreError::Misconfigured {
+                    field: "endpoint",
+                    reason: e.to_string(),
+                }
             })?;
         Ok(HttpStore {
             requests,

@@ -218,7 +218,8 @@ impl HttpStore<OssRequests> {
         )?;
         let signer = signer(cfg, &endpoint)?;
         let requests = OssRequests::new(&endpoint, &cfg.bucket, cfg.addressing());
-        let credentials = CredentialCache::new(credentials::provider_for(cfg)?);
+        let credentials =
+            CredentialCache::new(credentials::provider_for(cfg, &transport.extra_roots)?);
         HttpStore::open(requests, signer, credentials, transport, stats, &cfg.bucket)
     }
 }

@@ -158,7 +158,8 @@ impl HttpStore<S3Requests> {
             .to_owned();
         let signer = Signer::SigV4 { region };
         let requests = S3Requests::new(endpoint, &cfg.bucket, cfg.addressing());
-        let credentials = CredentialCache::new(credentials::provider_for(cfg)?);
+        let credentials =
+            CredentialCache::new(credentials::provider_for(cfg, &transport.extra_roots)?);
         HttpStore::open(requests, signer, credentials, transport, stats, &cfg.bucket)
     }
 

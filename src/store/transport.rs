@@ -228,19 +228,9 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A transport signing with `signer`, counting into `stats`; requests for `host` go to
-    /// `cfg.connect_to` when one is set.
+    /// A transport signing with `signer` and the keys of `credentials`, counting into `stats`;
+    /// requests for `host` go to `cfg.connect_to` when one is set.
     pub fn new(
-        cfg: TransportConfig,
-        signer: Signer,
-        credentials: Arc<CredentialCache>,
-        stats: Arc<RequestStats>,
-    ) -> Result<Self, TransportError> {
-        Self::for_host(cfg, signer, credentials, stats, None)
-    }
-
-    /// [`Transport::new`] for requests to `host`, which `cfg.connect_to` redirects.
-    pub fn for_host(
         cfg: TransportConfig,
         signer: Signer,
         credentials: Arc<CredentialCache>,
@@ -577,6 +567,7 @@ mod tests {
             },
             cache,
             Arc::new(RequestStats::default()),
+            None,
         )
         .expect("client builds");
         let dbg = format!("{t:?}");

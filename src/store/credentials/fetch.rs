@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use super::CredentialError;
 use crate::config::StoreConfig;
-use crate::store::StoreError;
 
 /// Alibaba's ECS metadata service.
 pub const ALIBABA_METADATA: &str = "http://100.100.100.200";
@@ -36,11 +35,12 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// From `[store]` and the environment.
+    /// From `[store]`, the environment, and the CAs to trust beside the system store.
     pub fn from_config(
         cfg: &StoreConfig,
         env: &BTreeMap<String, String>,
-    ) -> Result<Self, StoreError> {
+        extra_roots: &[reqwest::Certificate],
+    ) -> Self {
         let c = &cfg.credentials;
         let oss = cfg.kind == crate::config::StoreBackend::Oss;
         let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
@@ -51,25 +51,16 @@ impl Endpoints {
                 var("AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| AWS_METADATA.to_owned())
             }
         });
-        let extra_roots = match &cfg.ca_file {
-            Some(path) => {
-                crate::tls::read_ca_file(path).map_err(|e| StoreError::Misconfigured {
-                    field: "ca_file",
-                    reason: e.to_string(),
-                })?
-            }
-            None => Vec::new(),
-        };
-        Ok(Endpoints {
+        Endpoints {
             metadata: metadata.trim_end_matches('/').to_owned(),
             sts: c
                 .sts_endpoint
                 .clone()
                 .map(|s| s.trim_end_matches('/').to_owned()),
             container_host: AWS_CONTAINER_HOST.to_owned(),
-            extra_roots,
+            extra_roots: extra_roots.to_vec(),
             region: cfg.region.clone().filter(|r| !r.is_empty()),
-        })
+        }
     }
 
     /// A client for metadata services: 1 s timeouts, no proxy.

@@ -266,17 +266,17 @@ impl CredentialCache {
         }
         // Bound first: a guard in the `if let` would live through `unavailable`'s own lock.
         let retry_after = self.state().retry_after;
-        if let Some(until) = retry_after.filter(|t| *t > now) {
-            return Err(self.unavailable(until));
+        if retry_after.is_some_and(|t| t > now) {
+            return Err(self.unavailable());
         }
         self.refresh(now).await;
         match self.usable((self.clock)()) {
             Usable::Fresh(c) | Usable::Due(c) => Ok(c),
-            Usable::None => Err(self.unavailable(now)),
+            Usable::None => Err(self.unavailable()),
         }
     }
 
-    fn unavailable(&self, _retry_at: SystemTime) -> StoreError {
+    fn unavailable(&self) -> StoreError {
         let state = self.state();
         let reason = match &state.last_error {
             Some(e) => e.to_string(),
@@ -391,20 +391,25 @@ enum Usable {
     None,
 }
 
-/// The provider `[store]` asks for. Reads the process environment and `$HOME` (for the
+/// The provider `[store]` asks for, trusting `extra_roots` (the `store.ca_file` the transport
+/// already read) beside the system store. Reads the process environment and `$HOME` (for the
 /// shared files) once, here.
-pub fn provider_for(cfg: &StoreConfig) -> Result<Arc<dyn Provider>, StoreError> {
+pub fn provider_for(
+    cfg: &StoreConfig,
+    extra_roots: &[reqwest::Certificate],
+) -> Result<Arc<dyn Provider>, StoreError> {
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    provider_with_env(cfg, &env)
+    provider_with_env(cfg, &env, extra_roots)
 }
 
 /// [`provider_for`] with the environment passed in, for tests.
 pub fn provider_with_env(
     cfg: &StoreConfig,
     env: &std::collections::BTreeMap<String, String>,
+    extra_roots: &[reqwest::Certificate],
 ) -> Result<Arc<dyn Provider>, StoreError> {
     let creds = &cfg.credentials;
-    let endpoints = Endpoints::from_config(cfg, env)?;
+    let endpoints = Endpoints::from_config(cfg, env, extra_roots);
     let cloud = match cfg.kind {
         StoreBackend::Oss => Cloud::Alibaba,
         _ => Cloud::Aws,
